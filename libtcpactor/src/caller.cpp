@@ -1,0 +1,42 @@
+#include "tcpactor/caller.hpp"
+
+#include "transport.hpp"
+
+namespace tcpactor {
+
+namespace {
+
+const std::string empty_string;
+
+} // namespace
+
+connection_id caller::id() const noexcept {
+  return ptr_ ? transport::from(ptr_)->conn_id() : 0;
+}
+
+const std::string& caller::remote_host() const noexcept {
+  return ptr_ ? transport::from(ptr_)->remote_host() : empty_string;
+}
+
+uint16_t caller::remote_port() const noexcept {
+  return ptr_ ? transport::from(ptr_)->remote_port() : 0;
+}
+
+const std::string& caller::local_host() const noexcept {
+  return ptr_ ? transport::from(ptr_)->local_host() : empty_string;
+}
+
+uint16_t caller::local_port() const noexcept {
+  return ptr_ ? transport::from(ptr_)->local_port() : 0;
+}
+
+bool caller::write(bytes data) const {
+  return ptr_ ? transport::from(ptr_)->write(data) : false;
+}
+
+void caller::close() const {
+  if (ptr_)
+    transport::from(ptr_)->close();
+}
+
+} // namespace tcpactor

@@ -1,0 +1,51 @@
+#include "io_pool.hpp"
+
+#include <string>
+
+#include "tcpactor/log.hpp"
+
+namespace tcpactor {
+
+io_pool::io_pool(std::size_t threads) {
+  for (std::size_t i = 0; i < threads; ++i) {
+    // Concurrency hint 1: each loop runs on exactly one thread, so Asio can
+    // skip its internal locking.
+    loops_.emplace_back(std::make_unique<asio::io_context>(1));
+    guards_.emplace_back(asio::make_work_guard(*loops_.back()));
+  }
+  for (auto& loop : loops_)
+    threads_.emplace_back([ctx = loop.get()] {
+      for (;;) {
+        try {
+          ctx->run();
+          return;
+        } catch (const std::exception& e) {
+          // Our handlers do not throw; if one does, keep the loop alive.
+          log::write(log::level::error,
+                     std::string{"I/O loop: uncaught exception: "} + e.what());
+        }
+      }
+    });
+}
+
+io_pool::~io_pool() {
+  stop();
+}
+
+asio::io_context& io_pool::next() noexcept {
+  auto i = next_.fetch_add(1, std::memory_order_relaxed);
+  return *loops_[i % loops_.size()];
+}
+
+void io_pool::stop() {
+  for (auto& g : guards_)
+    g.reset();
+  for (auto& loop : loops_)
+    loop->stop();
+  for (auto& t : threads_)
+    if (t.joinable())
+      t.join();
+  threads_.clear();
+}
+
+} // namespace tcpactor

@@ -1,0 +1,39 @@
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "asio_glue.hpp"
+
+namespace tcpactor {
+
+/// One event loop per thread, like Netty's event-loop group: every socket
+/// lives on one loop for its whole life, so its handlers never race and need
+/// no strand.
+class io_pool {
+public:
+  explicit io_pool(std::size_t threads);
+  ~io_pool();
+
+  io_pool(const io_pool&) = delete;
+  io_pool& operator=(const io_pool&) = delete;
+
+  /// Round-robin choice of a loop for a new socket.
+  asio::io_context& next() noexcept;
+
+  std::size_t size() const noexcept { return loops_.size(); }
+
+  /// Stops the loops and joins their threads. Idempotent.
+  void stop();
+
+private:
+  using guard_type = asio::executor_work_guard<asio::io_context::executor_type>;
+  std::vector<std::unique_ptr<asio::io_context>> loops_;
+  std::vector<guard_type> guards_;
+  std::vector<std::thread> threads_;
+  std::atomic<std::size_t> next_{0};
+};
+
+} // namespace tcpactor

@@ -1,0 +1,357 @@
+// Accepting and supervising: the listener actor and its accept loop.
+
+#include "tcpactor/listener.hpp"
+
+#include <atomic>
+#include <future>
+#include <mutex>
+#include <unordered_map>
+
+#include <caf/actor_system.hpp>
+#include <caf/default_attachable.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/send.hpp>
+
+#include "connection_impl.hpp"
+#include "runtime_impl.hpp"
+#include "tcpactor/errors.hpp"
+#include "tcpactor/log.hpp"
+#include "transport.hpp"
+
+namespace tcpactor {
+
+namespace {
+
+using stopped_atom = caf::atom_constant<caf::atom("tcpa_lstop")>;
+
+// Pause before accepting again after an error such as EMFILE, so a full fd
+// table cannot turn the accept loop into a busy loop.
+constexpr auto accept_backoff = std::chrono::milliseconds{100};
+
+void info(const std::string& msg) {
+  if (log::enabled(log::level::info))
+    log::write(log::level::info, msg);
+}
+
+} // namespace
+
+std::string to_string(connection_event::kind_t x) {
+  switch (x) {
+    case connection_event::opened:
+      return "opened";
+    case connection_event::rejected:
+      return "rejected";
+    case connection_event::failed:
+      return "failed";
+    case connection_event::closed:
+      return "closed";
+  }
+  return "unknown";
+}
+
+/// State shared by the listener actor, its accept loop and its connections'
+/// finish hooks.
+class listener_core : public std::enable_shared_from_this<listener_core> {
+public:
+  listener_core(runtime::impl& rt, listener_config cfg,
+                connect_handler on_connect, caf::actor observer)
+    : rt_(&rt),
+      loop_(&rt.pool.next()),
+      cfg_(std::move(cfg)),
+      on_connect_(std::make_shared<const connect_handler>(std::move(on_connect))),
+      observer_(std::move(observer)) {
+    // nop
+  }
+
+  /// Binds and starts accepting; returns the bound port.
+  caf::expected<uint16_t> open(caf::actor self) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (!rt_ || rt_->stopping())
+      return make_error(errc::shutdown, "runtime is shutting down");
+    if (acceptor_)
+      return port_;
+    error_code ec;
+    auto where = cfg_.host + ":" + std::to_string(cfg_.port);
+    auto addr = asio::ip::make_address(cfg_.host, ec);
+    if (ec) {
+      // A host name: resolve it here, once, at start.
+      asio::io_context tmp;
+      tcp::resolver res{tmp};
+      auto eps = res.resolve(cfg_.host, std::to_string(cfg_.port),
+                             tcp::resolver::passive, ec);
+      if (ec || eps.empty())
+        return make_error(errc::bind_failed,
+                          "listener.host '" + cfg_.host
+                            + "': " + (ec ? ec.message() : "no address"));
+      addr = eps.begin()->endpoint().address();
+    }
+    tcp::endpoint ep{addr, cfg_.port};
+    auto acc = std::make_shared<tcp::acceptor>(*loop_);
+    acc->open(ep.protocol(), ec);
+    if (!ec)
+      acc->set_option(tcp::acceptor::reuse_address{true}, ec);
+    if (!ec)
+      acc->bind(ep, ec);
+    if (!ec)
+      acc->listen(cfg_.backlog, ec);
+    if (ec)
+      return make_error(errc::bind_failed, where + ": " + ec.message());
+    port_ = acc->local_endpoint(ec).port();
+    // A restart binds the same port, even if the first bind picked it.
+    cfg_.port = port_;
+    acceptor_ = acc;
+    self_ = std::move(self);
+    asio::post(*loop_, [core = shared_from_this(), acc] { core->accept(acc); });
+    info("listening on " + to_string(tcp::endpoint{addr, port_}));
+    return port_;
+  }
+
+  /// Stops accepting (and with `immediate`, closes every connection); `done`
+  /// runs on the loop once the port is free again.
+  void stop(bool immediate, std::function<void()> done) {
+    std::shared_ptr<tcp::acceptor> acc;
+    std::vector<caf::strong_actor_ptr> open;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      acc = std::move(acceptor_);
+      self_ = nullptr;
+      if (immediate)
+        for (auto& kvp : conns_)
+          open.emplace_back(kvp.second);
+      if (!rt_) {
+        if (done)
+          done();
+        return;
+      }
+    }
+    for (auto& ptr : open)
+      transport::from(ptr)->abort(
+        make_error(errc::shutdown, "listener stopped"));
+    asio::post(*loop_, [acc, done{std::move(done)}] {
+      if (acc) {
+        error_code ec;
+        acc->close(ec);
+      }
+      if (done)
+        done();
+    });
+  }
+
+  /// The runtime is going away: stop now and never touch it again.
+  void detach() {
+    std::promise<void> closed;
+    stop(true, [&closed] { closed.set_value(); });
+    closed.get_future().wait();
+    std::lock_guard<std::mutex> guard{mtx_};
+    rt_ = nullptr;
+  }
+
+  listener_stats stats() const {
+    listener_stats x;
+    std::lock_guard<std::mutex> guard{mtx_};
+    x.port = port_;
+    x.accepting = acceptor_ != nullptr;
+    x.open = conns_.size();
+    x.accepted = accepted_;
+    x.rejected = rejected_;
+    x.failed = failed_;
+    return x;
+  }
+
+  void on_failed(const caf::actor_addr&, const caf::error& reason) {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      ++failed_;
+    }
+    if (log::enabled(log::level::warning))
+      log::write(log::level::warning,
+                 "connection actor failed: " + describe(reason));
+  }
+
+  void emit(connection_event::kind_t kind, connection_id id,
+            const std::string& peer, const caf::error& reason) {
+    if (log::enabled(log::level::info)) {
+      auto line = "connection " + std::to_string(id) + " " + to_string(kind)
+                  + " peer=" + peer;
+      if (reason)
+        line += " reason=" + describe(reason);
+      info(line);
+    }
+    if (observer_)
+      caf::anon_send(observer_, connection_event{kind, id, peer, reason});
+  }
+
+  uint64_t hook_token = 0;
+
+private:
+  void accept(std::shared_ptr<tcp::acceptor> acc) {
+    auto& target = rt_->pool.next();
+    acc->async_accept(target, [core = shared_from_this(), acc,
+                               &target](error_code ec, tcp::socket sock) {
+      if (!acc->is_open())
+        return;
+      if (ec == asio::error::operation_aborted)
+        return;
+      if (ec) {
+        log::write(log::level::warning,
+                   "accept on port " + std::to_string(core->port_)
+                     + " failed: " + ec.message() + "; retrying in 100ms");
+        auto timer = std::make_shared<asio::steady_timer>(*core->loop_);
+        timer->expires_after(accept_backoff);
+        timer->async_wait([core, acc, timer](error_code) {
+          if (acc->is_open())
+            core->accept(acc);
+        });
+        return;
+      }
+      core->on_accepted(std::move(sock), target);
+      core->accept(acc);
+    });
+  }
+
+  void on_accepted(tcp::socket sock, asio::io_context& target) {
+    if (rt_->stopping()) {
+      error_code ec;
+      sock.close(ec);
+      return;
+    }
+    std::weak_ptr<listener_core> weak = shared_from_this();
+    auto tr = transport::make(
+      *rt_, target, cfg_.connection,
+      [weak](transport& t, const caf::error& reason) {
+        if (auto core = weak.lock())
+          core->on_closed(t, reason);
+      },
+      std::move(sock));
+    auto t = transport::from(tr);
+    auto id = t->conn_id();
+    auto peer = t->peer();
+    caf::actor_addr self_addr;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      ++accepted_;
+      conns_.emplace(id, tr);
+      if (self_)
+        self_addr = self_.address();
+    }
+    emit(connection_event::opened, id, peer, caf::error{});
+    auto conn = spawn_connection(
+      rt_->sys, tr, on_connect_, [weak, id, peer](const caf::error& reason) {
+        if (auto core = weak.lock()) {
+          {
+            std::lock_guard<std::mutex> guard{core->mtx_};
+            ++core->rejected_;
+          }
+          core->emit(connection_event::rejected, id, peer, reason);
+        }
+      });
+    // Supervise with a monitor, never a link: a failing connection must not
+    // take the listener down.
+    if (self_addr)
+      caf::actor_cast<caf::abstract_actor*>(conn)->attach(
+        caf::default_attachable::make_monitor(conn.address(), self_addr));
+  }
+
+  void on_closed(transport& t, const caf::error& reason) {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      conns_.erase(t.conn_id());
+    }
+    if (kind(reason) != errc::rejected)
+      emit(connection_event::closed, t.conn_id(), t.peer(), reason);
+  }
+
+  runtime::impl* rt_;
+  asio::io_context* loop_;
+  listener_config cfg_;
+  std::shared_ptr<const connect_handler> on_connect_;
+  caf::actor observer_;
+
+  mutable std::mutex mtx_;
+  std::shared_ptr<tcp::acceptor> acceptor_;
+  // The listener keeps itself alive while it accepts.
+  caf::actor self_;
+  uint16_t port_ = 0;
+  std::unordered_map<connection_id, caf::strong_actor_ptr> conns_;
+  uint64_t accepted_ = 0;
+  uint64_t rejected_ = 0;
+  uint64_t failed_ = 0;
+};
+
+namespace {
+
+struct listener_state {
+  std::shared_ptr<listener_core> core;
+  std::unordered_map<uint64_t, caf::response_promise> stops;
+  uint64_t next_stop = 0;
+};
+
+caf::behavior
+listener_fun(caf::stateful_actor<listener_state>* self,
+             std::shared_ptr<listener_core> core) {
+  self->state.core = core;
+  self->set_down_handler([core](caf::down_msg& dm) {
+    if (dm.reason && dm.reason != caf::exit_reason::normal)
+      core->on_failed(dm.source, dm.reason);
+  });
+  self->attach_functor([core] { core->stop(true, {}); });
+  auto stop = [self](bool immediate) {
+    auto rp = self->make_response_promise();
+    auto token = ++self->state.next_stop;
+    self->state.stops.emplace(token, rp);
+    self->state.core->stop(immediate,
+                           [hdl = caf::actor_cast<caf::actor>(self), token] {
+                             caf::anon_send(hdl, stopped_atom::value, token);
+                           });
+    return rp;
+  };
+  return {
+    [self](start_atom) -> caf::result<uint16_t> {
+      auto res = self->state.core->open(caf::actor_cast<caf::actor>(self));
+      if (!res)
+        return std::move(res.error());
+      return *res;
+    },
+    [stop](graceful_stop_atom) { return stop(false); },
+    [stop](immediate_stop_atom) { return stop(true); },
+    [self](stopped_atom, uint64_t token) {
+      auto i = self->state.stops.find(token);
+      if (i != self->state.stops.end()) {
+        i->second.deliver(caf::unit);
+        self->state.stops.erase(i);
+      }
+    },
+    [self](stats_atom) { return self->state.core->stats(); },
+  };
+}
+
+} // namespace
+
+caf::expected<listener> spawn_listener(runtime& rt, listener_config cfg,
+                                       connect_handler on_connect,
+                                       caf::actor observer) {
+  if (auto err = cfg.validate())
+    return err;
+  if (!on_connect)
+    return make_error(errc::invalid_config,
+                      "listener: on_connect must be set");
+  auto& impl = rt.internals();
+  auto host = cfg.host;
+  auto core = std::make_shared<listener_core>(impl, std::move(cfg),
+                                              std::move(on_connect),
+                                              std::move(observer));
+  auto hdl = impl.sys.spawn(listener_fun, core);
+  auto port = core->open(hdl);
+  if (!port) {
+    caf::anon_send_exit(hdl, caf::exit_reason::user_shutdown);
+    return std::move(port.error());
+  }
+  core->hook_token = impl.hook([core, hdl] {
+    core->detach();
+    caf::anon_send_exit(hdl, caf::exit_reason::user_shutdown);
+  });
+  return listener{caf::actor_cast<listener_actor>(hdl), host, *port};
+}
+
+} // namespace tcpactor

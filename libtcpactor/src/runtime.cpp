@@ -1,0 +1,136 @@
+#include "tcpactor/runtime.hpp"
+
+#include <chrono>
+#include <thread>
+
+#include "runtime_impl.hpp"
+#include "tcpactor/log.hpp"
+#include "transport.hpp"
+
+namespace tcpactor {
+
+// -- runtime::impl ------------------------------------------------------------
+
+void runtime::impl::add(transport* t, caf::strong_actor_ptr ptr) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  transports_.emplace(t, std::move(ptr));
+}
+
+void runtime::impl::remove(transport* t) {
+  caf::strong_actor_ptr ptr;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto i = transports_.find(t);
+    if (i == transports_.end())
+      return;
+    // Release outside the lock: the last reference may destroy `t`.
+    ptr.swap(i->second);
+    transports_.erase(i);
+  }
+  cv_.notify_all();
+}
+
+uint64_t runtime::impl::hook(std::function<void()> fn) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto token = ++next_hook_;
+  hooks_.emplace(token, std::move(fn));
+  return token;
+}
+
+void runtime::impl::unhook(uint64_t token) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  hooks_.erase(token);
+}
+
+std::size_t runtime::impl::live() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return transports_.size();
+}
+
+bool runtime::impl::stopping() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return stopping_;
+}
+
+void runtime::impl::shutdown() {
+  std::unordered_map<uint64_t, std::function<void()>> hooks;
+  std::vector<caf::strong_actor_ptr> open;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (stopped_)
+      return;
+    stopping_ = true;
+    hooks.swap(hooks_);
+    for (auto& kvp : transports_)
+      open.emplace_back(kvp.second);
+  }
+  // Listeners first, so nothing new arrives while we close the rest.
+  for (auto& kvp : hooks)
+    kvp.second();
+  for (auto& ptr : open)
+    static_cast<transport*>(caf::actor_cast<caf::abstract_actor*>(ptr))
+      ->abort(make_error(errc::shutdown, "runtime shutting down"));
+  open.clear();
+  {
+    // The loops still run, so every abort completes; the bound only guards
+    // against a bug turning shutdown into a hang.
+    std::unique_lock<std::mutex> guard{mtx_};
+    if (!cv_.wait_for(guard, std::chrono::seconds{10},
+                      [this] { return transports_.empty(); }))
+      log::write(log::level::error,
+                 "runtime shutdown: " + std::to_string(transports_.size())
+                   + " connections did not close within 10s");
+  }
+  pool.stop();
+  std::lock_guard<std::mutex> guard{mtx_};
+  stopped_ = true;
+}
+
+// -- runtime ------------------------------------------------------------------
+
+caf::expected<runtime> runtime::make(caf::actor_system& sys,
+                                     runtime_config cfg) {
+  if (auto err = cfg.validate())
+    return err;
+  auto n = cfg.io_threads;
+  if (n == 0)
+    n = std::max(1u, std::thread::hardware_concurrency());
+  return runtime{std::make_unique<impl>(sys, cfg, n)};
+}
+
+runtime::runtime(std::unique_ptr<impl> ptr) : impl_(std::move(ptr)) {
+  // nop
+}
+
+runtime::runtime(runtime&&) noexcept = default;
+
+runtime& runtime::operator=(runtime&& other) noexcept {
+  if (this != &other) {
+    shutdown();
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
+
+runtime::~runtime() {
+  shutdown();
+}
+
+caf::actor_system& runtime::system() const noexcept {
+  return impl_->sys;
+}
+
+std::size_t runtime::io_threads() const noexcept {
+  return impl_->pool.size();
+}
+
+std::size_t runtime::open_connections() const noexcept {
+  return impl_->live();
+}
+
+void runtime::shutdown() {
+  if (impl_)
+    impl_->shutdown();
+}
+
+} // namespace tcpactor

@@ -1,0 +1,395 @@
+// Lifecycle of one socket: setup, connect, commands, close. The read path is
+// in transport_read.cpp, the write path in transport_write.cpp.
+
+#include "transport.hpp"
+
+#include <atomic>
+
+#include <caf/actor_system.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/make_actor.hpp>
+#include <caf/sec.hpp>
+
+#include "tcpactor/errors.hpp"
+#include "tcpactor/log.hpp"
+
+namespace tcpactor {
+
+namespace {
+
+std::atomic<connection_id> next_conn_id{0};
+
+} // namespace
+
+transport::transport(caf::actor_config& cfg, runtime::impl& rt,
+                     asio::io_context& loop, const connection_config& conn_cfg)
+  : caf::monitorable_actor(cfg),
+    rt_(&rt),
+    loop_(&loop),
+    cfg_(conn_cfg),
+    conn_id_(++next_conn_id) {
+  // nop
+}
+
+transport::~transport() {
+  // finish() ran on the loop and released every Asio object.
+}
+
+caf::strong_actor_ptr transport::make(runtime::impl& rt, asio::io_context& loop,
+                                      const connection_config& conn_cfg,
+                                      finish_hook on_finish,
+                                      std::optional<tcp::socket> sock) {
+  caf::actor_config cfg;
+  auto ptr = caf::make_actor<transport, caf::strong_actor_ptr>(
+    rt.sys.next_actor_id(), rt.sys.node(), &rt.sys, cfg, rt, loop, conn_cfg);
+  auto t = from(ptr);
+  t->on_finish_ = std::move(on_finish);
+  if (sock)
+    t->adopt(std::move(*sock));
+  rt.add(t, ptr);
+  return ptr;
+}
+
+// -- actor interface ----------------------------------------------------------
+
+void transport::enqueue(caf::mailbox_element_ptr what, caf::execution_unit*) {
+  auto mid = what->mid;
+  auto& xs = what->content();
+  if (mid.is_response()) {
+    // The target answered one delivered chunk.
+    auto rid = mid.request_id().integer_value();
+    if (xs.match_elements<bytes>()) {
+      write(xs.get_as<bytes>(0));
+    } else if (xs.match_elements<caf::error>()) {
+      // The handler failed, or its actor is gone (CAF bounces requests).
+      auto& err = xs.get_as<caf::error>(0);
+      abort(make_error(errc::handler_failed, peer_ + ": " + describe(err)));
+    }
+    request_done(rid);
+    return;
+  }
+  if (xs.match_elements<write_atom, bytes>()) {
+    auto& data = xs.get_as<bytes>(1);
+    if (mid.is_request()) {
+      if (!write(data, what->sender, mid))
+        respond(what->sender, mid,
+                caf::make_message(make_error(errc::closed, peer_)));
+    } else {
+      write(data);
+    }
+    return;
+  }
+  if (xs.match_elements<close_atom>()) {
+    close();
+    if (mid.is_request())
+      respond(what->sender, mid, caf::message{});
+    return;
+  }
+  if (mid.is_request())
+    respond(what->sender, mid,
+            caf::make_message(caf::make_error(caf::sec::unexpected_message)));
+}
+
+void transport::respond(const caf::strong_actor_ptr& to, caf::message_id mid,
+                        caf::message msg) {
+  if (!to)
+    return;
+  to->enqueue(caf::make_mailbox_element(self_ptr(), mid.response_id(), {},
+                                        std::move(msg)),
+              nullptr);
+}
+
+void transport::send_to_target(caf::message_id mid, caf::message msg) {
+  if (target_)
+    target_->enqueue(caf::make_mailbox_element(self_ptr(), mid, {},
+                                               std::move(msg)),
+                     nullptr);
+}
+
+// -- setup --------------------------------------------------------------------
+
+void transport::adopt(tcp::socket sock) {
+  socket_.emplace(std::move(sock));
+  error_code ec;
+  socket_->non_blocking(true, ec);
+  if (cfg_.tcp_nodelay)
+    socket_->set_option(tcp::no_delay{true}, ec);
+  fill_endpoints();
+  state_ = state::open;
+  std::lock_guard<std::mutex> guard{mtx_};
+  connected_ = true;
+}
+
+void transport::fill_endpoints() {
+  error_code ec;
+  fd_ = socket_->native_handle();
+  auto remote = socket_->remote_endpoint(ec);
+  if (!ec) {
+    remote_host_ = remote.address().to_string();
+    remote_port_ = remote.port();
+    peer_ = to_string(remote);
+  }
+  auto local = socket_->local_endpoint(ec);
+  if (!ec) {
+    local_host_ = local.address().to_string();
+    local_port_ = local.port();
+  }
+}
+
+void transport::set_target(caf::strong_actor_ptr target, bool quit_after) {
+  target_ = std::move(target);
+  quit_after_ = quit_after;
+}
+
+// -- commands -----------------------------------------------------------------
+
+void transport::start(caf::strong_actor_ptr target) {
+  post([this, target{std::move(target)}]() mutable {
+    if (state_ == state::closed) {
+      auto msg = [&](caf::message content) {
+        target->enqueue(caf::make_mailbox_element(self_ptr(),
+                                                  caf::make_message_id(), {},
+                                                  std::move(content)),
+                        nullptr);
+      };
+      msg(caf::make_message(closed_atom::value));
+      msg(caf::make_message(quit_atom::value));
+      return;
+    }
+    target_ = std::move(target);
+    quit_after_ = true;
+    if (state_ != state::open || reading_)
+      return;
+    reading_ = true;
+    read_some();
+  });
+}
+
+void transport::close() {
+  post([this] { begin_close(caf::error{}); });
+}
+
+void transport::abort(caf::error reason) {
+  post([this, reason{std::move(reason)}]() mutable {
+    finish(std::move(reason));
+  });
+}
+
+void transport::reject(caf::error reason) {
+  post([this, reason{std::move(reason)}]() mutable {
+    finish(std::move(reason), false);
+  });
+}
+
+void transport::target_down(const caf::error& reason) {
+  post([this, reason] {
+    if (state_ == state::closed)
+      return;
+    if (reason == caf::exit_reason::normal) {
+      // The actor quit on its own: flush its replies, then close.
+      begin_close(caf::error{});
+      return;
+    }
+    finish(make_error(errc::handler_failed, peer_ + ": " + describe(reason)),
+           false);
+  });
+}
+
+// -- connect ------------------------------------------------------------------
+
+void transport::connect(const client_config& cfg) {
+  post([this, cfg] {
+    if (state_ != state::connecting)
+      return;
+    peer_ = cfg.host + ":" + std::to_string(cfg.port);
+    timer_.emplace(*loop_);
+    timer_->expires_after(cfg.connect_timeout);
+    timer_->async_wait([this, self = self_ptr(), cfg](error_code ec) {
+      if (ec || state_ != state::connecting)
+        return;
+      finish(make_error(errc::connect_timeout,
+                        peer_ + " after "
+                          + std::to_string(cfg.connect_timeout.count())
+                          + "ms"));
+    });
+    resolver_.emplace(*loop_);
+    resolver_->async_resolve(
+      cfg.host, std::to_string(cfg.port),
+      [this, self = self_ptr(), cfg](error_code ec,
+                                     tcp::resolver::results_type res) {
+        if (state_ != state::connecting)
+          return;
+        if (ec) {
+          finish(make_error(errc::resolve_failed,
+                            cfg.host + ": " + ec.message()));
+          return;
+        }
+        local_host_ = cfg.local_host;
+        local_port_ = cfg.local_port;
+        try_connect(res, res.begin());
+      });
+  });
+}
+
+void transport::try_connect(tcp::resolver::results_type endpoints,
+                            tcp::resolver::results_type::iterator pos) {
+  if (pos == endpoints.end()) {
+    finish(close_reason_ ? close_reason_
+                         : make_error(errc::connect_failed, peer_));
+    return;
+  }
+  auto ep = pos->endpoint();
+  error_code ec;
+  socket_.emplace(*loop_);
+  socket_->open(ep.protocol(), ec);
+  if (!ec && !local_host_.empty()) {
+    auto addr = asio::ip::make_address(local_host_, ec);
+    if (ec) {
+      finish(make_error(errc::invalid_config,
+                        "client.local_host: '" + local_host_
+                          + "' is not an IP address"));
+      return;
+    }
+    socket_->set_option(tcp::acceptor::reuse_address{true}, ec);
+    socket_->bind(tcp::endpoint{addr, local_port_}, ec);
+    if (ec) {
+      finish(make_error(errc::connect_failed,
+                        "bind to local " + to_string(tcp::endpoint{
+                          addr, local_port_})
+                          + ": " + ec.message()));
+      return;
+    }
+  }
+  if (ec) {
+    close_reason_ = to_error(ec, errc::connect_failed, to_string(ep));
+    try_connect(std::move(endpoints), std::next(pos));
+    return;
+  }
+  socket_->async_connect(ep, [this, self = self_ptr(), endpoints, pos,
+                              ep](error_code ec) {
+    if (state_ != state::connecting)
+      return;
+    if (ec) {
+      // Keep the last cause; try the next address of the host.
+      close_reason_ = to_error(ec, errc::connect_failed, to_string(ep));
+      try_connect(endpoints, std::next(pos));
+      return;
+    }
+    on_connected();
+  });
+}
+
+void transport::on_connected() {
+  close_reason_ = caf::error{};
+  timer_.reset();
+  resolver_.reset();
+  error_code ec;
+  socket_->non_blocking(true, ec);
+  if (cfg_.tcp_nodelay)
+    socket_->set_option(tcp::no_delay{true}, ec);
+  fill_endpoints();
+  state_ = state::open;
+  bool flush = false;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    connected_ = true;
+    if (!wq_.empty()) {
+      write_armed_ = true;
+      flush = true;
+    }
+  }
+  send_to_target(caf::make_message_id(), caf::make_message(connected_atom::value));
+  reading_ = true;
+  read_some();
+  if (flush && state_ == state::open)
+    on_writable();
+}
+
+// -- close --------------------------------------------------------------------
+
+void transport::begin_close(caf::error reason) {
+  if (state_ == state::closing || state_ == state::closed)
+    return;
+  if (state_ == state::connecting) {
+    finish(std::move(reason));
+    return;
+  }
+  state_ = state::closing;
+  close_reason_ = std::move(reason);
+  reading_ = false;
+  bool drained;
+  std::size_t queued;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    writable_ = false;
+    drained = wq_.empty();
+    queued = wq_bytes_;
+  }
+  if (drained) {
+    finish(close_reason_);
+    return;
+  }
+  // The writer calls finish() once the queue drains; this bounds the wait.
+  timer_.emplace(*loop_);
+  timer_->expires_after(cfg_.close_timeout);
+  timer_->async_wait([this, self = self_ptr(), queued](error_code ec) {
+    if (ec || state_ != state::closing)
+      return;
+    finish(make_error(errc::write_timeout,
+                      peer_ + ": " + std::to_string(queued)
+                        + " queued bytes not read within close_timeout"));
+  });
+}
+
+void transport::finish(caf::error reason, bool notify_target) {
+  if (state_ == state::closed)
+    return;
+  state_ = state::closed;
+  reading_ = false;
+  std::deque<ack> acks;
+  {
+    // After this block no actor thread touches the descriptor, so closing it
+    // below cannot race a direct send.
+    std::lock_guard<std::mutex> guard{mtx_};
+    writable_ = false;
+    connected_ = false;
+    wq_.clear();
+    wq_bytes_ = 0;
+    acks.swap(acks_);
+    pending_.clear();
+    pending_bytes_ = 0;
+    eof_pending_ = false;
+    fd_ = -1;
+  }
+  error_code ec;
+  if (socket_) {
+    socket_->close(ec);
+    socket_.reset();
+  }
+  resolver_.reset();
+  timer_.reset();
+  for (auto& x : acks)
+    respond(x.to, x.mid,
+            caf::make_message(make_error(errc::closed, peer_ + ": closed before the write completed")));
+  if (notify_target) {
+    if (reason)
+      send_to_target(caf::make_message_id(),
+                     caf::make_message(error_atom::value, reason));
+    send_to_target(caf::make_message_id(),
+                   caf::make_message(closed_atom::value));
+  }
+  if (quit_after_)
+    send_to_target(caf::make_message_id(), caf::make_message(quit_atom::value));
+  target_ = nullptr;
+  if (on_finish_) {
+    auto fn = std::move(on_finish_);
+    on_finish_ = nullptr;
+    fn(*this, reason);
+  }
+  cleanup(reason ? caf::error{reason} : caf::error{caf::exit_reason::normal},
+          nullptr);
+  // Last: this may drop the registry's reference (the caller holds another).
+  rt_->remove(this);
+}
+
+} // namespace tcpactor

@@ -1,0 +1,214 @@
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include <caf/actor_control_block.hpp>
+#include <caf/mailbox_element.hpp>
+#include <caf/message_id.hpp>
+#include <caf/monitorable_actor.hpp>
+
+#include "asio_glue.hpp"
+#include "runtime_impl.hpp"
+#include "tcpactor/bytes.hpp"
+#include "tcpactor/config.hpp"
+#include "tcpactor/fwd.hpp"
+
+namespace tcpactor {
+
+/// Tag of the in-order message that tells a connection actor to quit after
+/// `closed`. Never an exit message: those jump the queue.
+using quit_atom = caf::atom_constant<caf::atom("tcpa_quit")>;
+
+/// Owns one socket: reads it, writes it, closes it, and reports to one target
+/// actor. It is itself a (mailbox-less) CAF actor, so it can be the sender of
+/// the chunks it delivers: replies, `write` and `close` reach it directly in
+/// `enqueue`, on the replying thread, with no extra hop.
+///
+/// Threads: the socket, timers and `state_` belong to the socket's I/O loop.
+/// Actor threads only touch the write queue and the flow-control counters,
+/// under `mtx_`. Everything the target sees is sent from the I/O loop, so
+/// `closed` is always last.
+///
+/// Lifetime: every pending Asio handler and every message that names it as
+/// sender holds a strong reference, so a late reply never reaches a closed or
+/// reused descriptor. All Asio objects are destroyed in `finish`, on the
+/// loop, so a transport may outlive the runtime's loops.
+class transport final : public caf::monitorable_actor {
+public:
+  enum class state : uint8_t { connecting, open, closing, closed };
+
+  /// Called on the I/O loop once the transport closed, with the reason
+  /// (none for an orderly close).
+  using finish_hook = std::function<void(transport&, const caf::error&)>;
+
+  transport(caf::actor_config& cfg, runtime::impl& rt, asio::io_context& loop,
+            const connection_config& conn_cfg);
+
+  ~transport() override;
+
+  /// Makes a transport, adopts `sock` if given (an accepted socket on
+  /// `loop`), and only then registers it with the runtime, which may close it
+  /// from then on.
+  static caf::strong_actor_ptr make(runtime::impl& rt, asio::io_context& loop,
+                                    const connection_config& conn_cfg,
+                                    finish_hook on_finish = {},
+                                    std::optional<tcp::socket> sock = {});
+
+  static transport* from(const caf::strong_actor_ptr& ptr) noexcept {
+    return static_cast<transport*>(caf::actor_cast<caf::abstract_actor*>(ptr));
+  }
+
+  // -- actor interface (any thread) -------------------------------------------
+
+  void enqueue(caf::mailbox_element_ptr what, caf::execution_unit* eu) override;
+
+  const char* name() const override {
+    return "tcpactor.transport";
+  }
+
+  // -- properties (fixed once open) -------------------------------------------
+
+  connection_id conn_id() const noexcept { return conn_id_; }
+  const std::string& remote_host() const noexcept { return remote_host_; }
+  uint16_t remote_port() const noexcept { return remote_port_; }
+  const std::string& local_host() const noexcept { return local_host_; }
+  uint16_t local_port() const noexcept { return local_port_; }
+  /// "host:port" of the peer, for messages.
+  const std::string& peer() const noexcept { return peer_; }
+
+  // -- setup, before the loop sees the transport ------------------------------
+
+  /// Sets who receives `bytes`, `error` and `closed`. With `quit_after`,
+  /// `(quit_atom)` follows `closed` (for connection actors we spawned).
+  void set_target(caf::strong_actor_ptr target, bool quit_after);
+
+
+  // -- commands (any thread) --------------------------------------------------
+
+  /// Makes `target` (the connection actor we spawned) the receiver and begins
+  /// reading. If the transport closed meanwhile, `target` still gets
+  /// `closed` and `quit_atom`, so it never lingers.
+  void start(caf::strong_actor_ptr target);
+
+  /// Resolves and connects, within `cfg.connect_timeout`.
+  void connect(const client_config& cfg);
+
+  /// Queues `data` behind everything queued before; when `ack_to` is set,
+  /// answers `ack_mid` once the bytes reached the kernel. False if closing.
+  bool write(const bytes& data, caf::strong_actor_ptr ack_to = nullptr,
+             caf::message_id ack_mid = caf::message_id{});
+
+  /// Flushes what is queued, then closes with no error.
+  void close();
+
+  /// Closes at once, dropping queued bytes; `reason` goes to the target.
+  void abort(caf::error reason);
+
+  /// Closes without telling the target: the connect handler refused.
+  void reject(caf::error reason);
+
+  /// The target actor terminated; closes if still open.
+  void target_down(const caf::error& reason);
+
+private:
+  // -- I/O loop only: lifecycle (transport.cpp) -------------------------------
+
+  void adopt(tcp::socket sock);
+  void begin_close(caf::error reason);
+  void finish(caf::error reason, bool notify_target = true);
+  void fill_endpoints();
+  void on_connected();
+  void try_connect(tcp::resolver::results_type endpoints,
+                   tcp::resolver::results_type::iterator pos);
+
+  // -- I/O loop only: read path (transport_read.cpp) --------------------------
+
+  void read_some();
+  void arm_read();
+  void on_eof();
+  void deliver_chunk(bytes chunk);
+
+  // -- any thread: write path (transport_write.cpp) ---------------------------
+
+  /// Writes from the queue until it is empty or the kernel pushes back.
+  /// Requires `mtx_`. Returns an errno value, 0 on success.
+  int flush_locked();
+  void arm_write();
+  void on_writable();
+  void request_done(uint64_t request_id);
+
+  /// Must reading pause? Requires `mtx_`.
+  bool must_pause_locked() const noexcept;
+  /// May a paused reader resume? Requires `mtx_`.
+  bool may_resume_locked() const noexcept;
+
+  // -- helpers ----------------------------------------------------------------
+
+  template <class F>
+  void post(F fn) {
+    asio::post(*loop_, [self = caf::strong_actor_ptr{ctrl()},
+                        f = std::move(fn)]() mutable { f(); });
+  }
+
+  void send_to_target(caf::message_id mid, caf::message msg);
+  void respond(const caf::strong_actor_ptr& to, caf::message_id mid,
+               caf::message msg);
+  caf::strong_actor_ptr self_ptr() { return caf::strong_actor_ptr{ctrl()}; }
+
+  // -- immutable after setup --------------------------------------------------
+
+  runtime::impl* rt_;
+  asio::io_context* loop_;
+  connection_config cfg_;
+  connection_id conn_id_;
+  std::string remote_host_;
+  uint16_t remote_port_ = 0;
+  std::string local_host_;
+  uint16_t local_port_ = 0;
+  std::string peer_;
+  int fd_ = -1;
+
+  // -- I/O loop only ----------------------------------------------------------
+
+  state state_ = state::connecting;
+  std::optional<tcp::socket> socket_;
+  std::optional<tcp::resolver> resolver_;
+  std::optional<asio::steady_timer> timer_;
+  caf::strong_actor_ptr target_;
+  bool quit_after_ = false;
+  bool reading_ = false;
+  bool read_armed_ = false;
+  uint64_t last_request_ = 0;
+  caf::error close_reason_;
+  finish_hook on_finish_;
+
+  // -- shared, guarded by mtx_ ------------------------------------------------
+
+  struct ack {
+    uint64_t end; // total bytes queued when this write ends
+    caf::strong_actor_ptr to;
+    caf::message_id mid;
+  };
+
+  mutable std::mutex mtx_;
+  bool writable_ = true;      // false once closing: writes are refused
+  bool connected_ = false;    // direct sends allowed
+  bool write_armed_ = false;  // the loop owns flushing the queue
+  bool read_paused_ = false;  // the reader stopped for flow control
+  bool eof_pending_ = false;  // peer sent FIN; close once replies are done
+  std::deque<bytes> wq_;
+  std::size_t wq_offset_ = 0; // bytes of wq_.front() already written
+  std::size_t wq_bytes_ = 0;
+  uint64_t queued_total_ = 0;
+  uint64_t written_total_ = 0;
+  std::deque<ack> acks_;
+  std::deque<std::pair<uint64_t, std::size_t>> pending_; // request -> size
+  std::size_t pending_bytes_ = 0;
+};
+
+} // namespace tcpactor

@@ -1,0 +1,141 @@
+// The read path: socket -> `bytes` message -> the connection's actor, with
+// flow control. Runs on the socket's I/O loop only.
+
+#include <cerrno>
+#include <sys/socket.h>
+#include <vector>
+
+#include "transport.hpp"
+
+namespace tcpactor {
+
+namespace {
+
+// Most chunks a loop reads from one socket before it lets the others run.
+constexpr int max_reads_per_turn = 16;
+
+} // namespace
+
+void transport::read_some() {
+  if (state_ != state::open || !reading_ || read_armed_)
+    return;
+  // One scratch buffer per I/O thread: an idle connection holds no read
+  // buffer, and each chunk is copied once into a buffer of its exact size.
+  thread_local std::vector<char> scratch;
+  if (scratch.size() < cfg_.read_chunk)
+    scratch.resize(cfg_.read_chunk);
+  for (int i = 0; i < max_reads_per_turn; ++i) {
+    auto n = ::recv(fd_, scratch.data(), cfg_.read_chunk, MSG_DONTWAIT);
+    if (n > 0) {
+      deliver_chunk(bytes{scratch.data(), static_cast<std::size_t>(n)});
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (must_pause_locked()) {
+        // Whoever brings the counters back below the low marks resumes us.
+        read_paused_ = true;
+        return;
+      }
+      continue;
+    }
+    if (n == 0) {
+      on_eof();
+      return;
+    }
+    if (errno == EINTR)
+      continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      // Asio's epoll reactor is edge-triggered: wait only after the kernel
+      // said "empty", or a pending readiness edge is lost.
+      arm_read();
+      return;
+    }
+    finish(errno_to_error(errno, errc::io_failed, peer_));
+    return;
+  }
+  post([this] { read_some(); });
+}
+
+void transport::arm_read() {
+  read_armed_ = true;
+  socket_->async_wait(tcp::socket::wait_read,
+                      [this, self = self_ptr()](error_code ec) {
+                        read_armed_ = false;
+                        if (state_ != state::open)
+                          return;
+                        if (ec) {
+                          if (ec != asio::error::operation_aborted)
+                            finish(to_error(ec, errc::io_failed, peer_));
+                          return;
+                        }
+                        read_some();
+                      });
+}
+
+void transport::deliver_chunk(bytes chunk) {
+  auto rid = ++last_request_;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    pending_.emplace_back(rid, chunk.size());
+    pending_bytes_ += chunk.size();
+  }
+  // A request, so the handler's reply comes back to enqueue() and is written.
+  if (target_)
+    target_->enqueue(caf::make_mailbox_element(self_ptr(),
+                                               caf::make_message_id(rid), {},
+                                               std::move(chunk)),
+                     nullptr);
+}
+
+void transport::on_eof() {
+  reading_ = false;
+  bool now;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    now = pending_.empty();
+    if (!now)
+      eof_pending_ = true;
+  }
+  // Replies to chunks read before the FIN still go out before we close.
+  if (now)
+    begin_close(caf::error{});
+}
+
+void transport::request_done(uint64_t request_id) {
+  bool resume = false;
+  bool drained = false;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    for (auto i = pending_.begin(); i != pending_.end(); ++i) {
+      if (i->first == request_id) {
+        pending_bytes_ -= i->second;
+        pending_.erase(i);
+        break;
+      }
+    }
+    if (read_paused_ && may_resume_locked()) {
+      read_paused_ = false;
+      resume = true;
+    }
+    if (eof_pending_ && pending_.empty()) {
+      eof_pending_ = false;
+      drained = true;
+    }
+  }
+  if (resume)
+    post([this] { read_some(); });
+  if (drained)
+    post([this] { begin_close(caf::error{}); });
+}
+
+bool transport::must_pause_locked() const noexcept {
+  return pending_bytes_ >= cfg_.max_unprocessed_bytes
+         || pending_.size() >= cfg_.max_unprocessed_chunks
+         || wq_bytes_ > cfg_.write_high_watermark;
+}
+
+bool transport::may_resume_locked() const noexcept {
+  return pending_bytes_ <= cfg_.max_unprocessed_bytes / 2
+         && pending_.size() <= cfg_.max_unprocessed_chunks / 2
+         && wq_bytes_ <= cfg_.write_low_watermark;
+}
+
+} // namespace tcpactor

@@ -1,0 +1,164 @@
+// The write path: a reply or `write` -> direct non-blocking send on the
+// caller's thread when nothing is queued, else the queue, drained by the I/O
+// loop when the socket becomes writable.
+
+#include <cerrno>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <vector>
+
+#include "transport.hpp"
+
+namespace tcpactor {
+
+namespace {
+
+constexpr int max_iov = 16;
+
+} // namespace
+
+bool transport::write(const bytes& data, caf::strong_actor_ptr ack_to,
+                      caf::message_id ack_mid) {
+  std::vector<ack> done;
+  int err = 0;
+  bool arm = false;
+  bool overflow = false;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (!writable_)
+      return false;
+    if (wq_bytes_ + data.size() > cfg_.write_queue_limit) {
+      writable_ = false;
+      overflow = true;
+    } else {
+      if (!data.empty()) {
+        wq_.push_back(data);
+        wq_bytes_ += data.size();
+        queued_total_ += data.size();
+      }
+      if (ack_to)
+        acks_.push_back(ack{queued_total_, std::move(ack_to), ack_mid});
+      if (connected_ && !write_armed_) {
+        // Nothing in flight: write right here, on the actor's thread. A hop to
+        // the I/O loop would cost a wakeup per reply.
+        err = flush_locked();
+        if (err == EAGAIN) {
+          write_armed_ = true;
+          arm = true;
+          err = 0;
+        } else if (err != 0) {
+          writable_ = false;
+        }
+        while (!acks_.empty() && acks_.front().end <= written_total_) {
+          done.push_back(std::move(acks_.front()));
+          acks_.pop_front();
+        }
+      }
+    }
+  }
+  for (auto& x : done)
+    respond(x.to, x.mid, caf::message{});
+  if (overflow) {
+    abort(make_error(errc::write_overflow,
+                     peer_ + ": more than "
+                       + std::to_string(cfg_.write_queue_limit)
+                       + " bytes queued for a peer that does not read"));
+    return false;
+  }
+  if (err != 0)
+    abort(errno_to_error(err, errc::write_failed, peer_));
+  else if (arm)
+    post([this] { arm_write(); });
+  return true;
+}
+
+int transport::flush_locked() {
+  iovec iov[max_iov];
+  while (!wq_.empty()) {
+    int n = 0;
+    auto offset = wq_offset_;
+    for (auto i = wq_.begin(); i != wq_.end() && n < max_iov; ++i, ++n) {
+      iov[n].iov_base = const_cast<char*>(i->data()) + offset;
+      iov[n].iov_len = i->size() - offset;
+      offset = 0;
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<std::size_t>(n);
+    auto sent = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (sent < 0) {
+      if (errno == EINTR)
+        continue;
+      return errno == EWOULDBLOCK ? EAGAIN : errno;
+    }
+    auto left = static_cast<std::size_t>(sent);
+    written_total_ += left;
+    wq_bytes_ -= left;
+    while (left > 0) {
+      auto rest = wq_.front().size() - wq_offset_;
+      if (left >= rest) {
+        left -= rest;
+        wq_.pop_front();
+        wq_offset_ = 0;
+      } else {
+        wq_offset_ += left;
+        left = 0;
+      }
+    }
+  }
+  return 0;
+}
+
+void transport::arm_write() {
+  if (state_ == state::closed || !socket_)
+    return;
+  socket_->async_wait(tcp::socket::wait_write,
+                      [this, self = self_ptr()](error_code ec) {
+                        if (state_ == state::closed)
+                          return;
+                        if (ec) {
+                          if (ec != asio::error::operation_aborted)
+                            finish(to_error(ec, errc::write_failed, peer_));
+                          return;
+                        }
+                        on_writable();
+                      });
+}
+
+void transport::on_writable() {
+  std::vector<ack> done;
+  int err;
+  bool empty;
+  bool resume = false;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    err = flush_locked();
+    empty = wq_.empty();
+    if (empty || err != 0)
+      write_armed_ = err == EAGAIN;
+    while (!acks_.empty() && acks_.front().end <= written_total_) {
+      done.push_back(std::move(acks_.front()));
+      acks_.pop_front();
+    }
+    if (read_paused_ && may_resume_locked()) {
+      read_paused_ = false;
+      resume = true;
+    }
+  }
+  for (auto& x : done)
+    respond(x.to, x.mid, caf::message{});
+  if (err == EAGAIN) {
+    arm_write();
+  } else if (err != 0) {
+    finish(errno_to_error(err, errc::write_failed, peer_));
+    return;
+  }
+  if (empty && state_ == state::closing) {
+    finish(close_reason_);
+    return;
+  }
+  if (resume)
+    read_some();
+}
+
+} // namespace tcpactor

@@ -1,0 +1,50 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <caf/actor_control_block.hpp>
+
+#include "tcpactor/bytes.hpp"
+#include "tcpactor/fwd.hpp"
+
+namespace tcpactor {
+
+/// Handle to one accepted connection: who is on the other end, and a way to
+/// write to or close it from any thread. Cheap to copy; a copy that outlives
+/// the connection stays safe (writes then return false).
+class caller {
+public:
+  caller() = default;
+
+  /// Unique for the process lifetime.
+  connection_id id() const noexcept;
+
+  const std::string& remote_host() const noexcept;
+  uint16_t remote_port() const noexcept;
+  const std::string& local_host() const noexcept;
+  uint16_t local_port() const noexcept;
+
+  /// Queues `data` for writing after everything queued before. Returns false
+  /// if the connection is closing or closed.
+  bool write(bytes data) const;
+
+  /// Flushes what is queued, then closes; the actor sees `closed` last.
+  void close() const;
+
+  /// The connection's transport as an actor handle: it takes
+  /// `(write_atom, bytes)` and `(close_atom)` like the connection actor.
+  const caf::strong_actor_ptr& transport() const noexcept { return ptr_; }
+
+  explicit operator bool() const noexcept { return static_cast<bool>(ptr_); }
+
+  /// @private
+  explicit caller(caf::strong_actor_ptr ptr) : ptr_(std::move(ptr)) {
+    // nop
+  }
+
+private:
+  caf::strong_actor_ptr ptr_;
+};
+
+} // namespace tcpactor

@@ -1,0 +1,84 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include <caf/error.hpp>
+
+namespace tcpactor {
+
+/// Settings of a `runtime`: the pool of I/O threads.
+struct runtime_config {
+  /// Number of I/O threads, each running its own event loop. 0: one per
+  /// hardware thread.
+  std::size_t io_threads = 0;
+
+  caf::error validate() const;
+};
+
+/// Per-connection limits, shared by accepted and outbound connections.
+/// Memory per connection stays below roughly
+/// `max_unprocessed_bytes + write_queue_limit + read_chunk`.
+struct connection_config {
+  /// Largest chunk one read delivers as one `bytes` message.
+  std::size_t read_chunk = 64 * 1024;
+  /// Reading pauses while the actor holds more unprocessed bytes than this...
+  std::size_t max_unprocessed_bytes = 1024 * 1024;
+  /// ...or more unprocessed chunks than this; it resumes below half of both.
+  std::size_t max_unprocessed_chunks = 64;
+  /// Reading pauses while more than this many bytes wait to be written...
+  std::size_t write_high_watermark = 1024 * 1024;
+  /// ...and resumes once the queue drains below this.
+  std::size_t write_low_watermark = 256 * 1024;
+  /// A write that would queue more than this fails the connection with
+  /// `errc::write_overflow` instead of growing memory without bound.
+  std::size_t write_queue_limit = 16 * 1024 * 1024;
+  /// Time a graceful close may spend flushing queued bytes before it closes
+  /// anyway (reported as `errc::write_timeout`).
+  std::chrono::milliseconds close_timeout{5'000};
+  /// Disable Nagle's algorithm: replies go out at once.
+  bool tcp_nodelay = true;
+
+  /// Checks ranges; the error names `<prefix>.<field>`.
+  caf::error validate(const std::string& prefix = "connection") const;
+};
+
+/// Settings of a listener.
+struct listener_config {
+  /// Address to bind: an IPv4 or IPv6 literal or a host name.
+  std::string host = "0.0.0.0";
+  /// Port to bind; 0 lets the kernel pick (the listener reports it).
+  uint16_t port = 0;
+  /// Length of the kernel's accept queue.
+  int backlog = 1024;
+  /// Per-connection limits.
+  connection_config connection;
+
+  caf::error validate() const;
+};
+
+/// Settings of an outbound connection.
+struct client_config {
+  /// Host name or address to connect to. Required.
+  std::string host;
+  /// Port to connect to. Required (1-65535).
+  uint16_t port = 0;
+  /// Local address to bind before connecting; empty: any.
+  std::string local_host;
+  /// Local port to bind before connecting; 0: any.
+  uint16_t local_port = 0;
+  /// Bound on resolve plus connect.
+  std::chrono::milliseconds connect_timeout{5'000};
+  /// `blocking_client::read_bytes` gives up after this (the connection stays).
+  std::chrono::milliseconds read_timeout{300'000};
+  /// `blocking_client::write_bytes` gives up after this and closes.
+  std::chrono::milliseconds write_timeout{300'000};
+  /// Per-connection limits.
+  connection_config connection;
+
+  caf::error validate() const;
+};
+
+} // namespace tcpactor

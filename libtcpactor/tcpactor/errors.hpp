@@ -1,0 +1,77 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <caf/atom.hpp>
+#include <caf/error.hpp>
+#include <caf/make_message.hpp>
+
+namespace tcpactor {
+
+/// Every failure tcpactor reports, as the code of a `caf::error` in the
+/// category `tcpactor::error_category`. The error's context holds one string
+/// that names the cause (peer, field, OS text).
+enum class errc : uint8_t {
+  // 0 is reserved: CAF reads code 0 as "no error".
+  /// A configuration field is missing or out of range.
+  invalid_config = 1,
+  /// Host name resolution failed.
+  resolve_failed,
+  /// The peer refused or the route failed while connecting.
+  connect_failed,
+  /// Resolve plus connect took longer than `connect_timeout`.
+  connect_timeout,
+  /// bind() or listen() failed, e.g. "Address already in use".
+  bind_failed,
+  /// The peer closed the connection (orderly FIN).
+  peer_closed,
+  /// The peer reset the connection (RST).
+  connection_reset,
+  /// A blocking read saw no data within its timeout; the connection stays up.
+  read_timeout,
+  /// Queued bytes did not drain within the write timeout.
+  write_timeout,
+  /// The kernel refused a write.
+  write_failed,
+  /// Any other socket error; the context carries the OS text.
+  io_failed,
+  /// A writer queued more than `write_queue_limit` bytes for a slow reader.
+  write_overflow,
+  /// The connection's actor threw or exited before the connection closed.
+  handler_failed,
+  /// `on_connect` refused the connection.
+  rejected,
+  /// The connection (or client) was already closed when used.
+  closed,
+  /// The listener or runtime stopped and closed the connection.
+  shutdown,
+};
+
+/// Category atom of every `caf::error` that carries an `errc`.
+constexpr caf::atom_value error_category = caf::atom("tcpactor");
+
+/// Returns the enum name, e.g. "connect_timeout".
+std::string to_string(errc x);
+
+/// Makes an error without context.
+caf::error make_error(errc x);
+
+/// Makes an error whose context names the cause.
+caf::error make_error(errc x, std::string cause);
+
+/// Returns the tcpactor kind of `err`, or nothing if `err` is no tcpactor
+/// error (e.g. a CAF `sec` code).
+bool is_tcpactor_error(const caf::error& err) noexcept;
+
+/// Returns the kind of a tcpactor error; `errc{}` (0) for other categories.
+errc kind(const caf::error& err) noexcept;
+
+/// Renders `err` for humans without needing an actor system, e.g.
+/// "connect_timeout: 127.0.0.1:9 after 500ms".
+std::string describe(const caf::error& err);
+
+/// Lets `actor_system::render` print tcpactor errors.
+void add_error_category(caf::actor_system_config& cfg);
+
+} // namespace tcpactor

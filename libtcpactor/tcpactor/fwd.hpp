@@ -1,0 +1,48 @@
+#pragma once
+
+#include <cstdint>
+
+#include <caf/atom.hpp>
+#include <caf/fwd.hpp>
+
+namespace tcpactor {
+
+class bytes;
+class caller;
+class runtime;
+class listener;
+class blocking_client;
+
+struct runtime_config;
+struct connection_config;
+struct listener_config;
+struct client_config;
+struct listener_stats;
+
+/// Identifies a connection for the lifetime of the process. Never the fd
+/// number: the kernel reuses descriptors at once.
+using connection_id = uint64_t;
+
+// Message tags. CAF 0.17 atoms hold at most 10 characters.
+
+/// `(error_atom, caf::error)`: the connection failed; `closed_atom` follows.
+using error_atom = caf::atom_constant<caf::atom("tcpa_err")>;
+/// `(closed_atom)`: the last message a connection sends its actor.
+using closed_atom = caf::atom_constant<caf::atom("tcpa_close")>;
+/// `(connected_atom)`: a client's connect (and handshake) completed.
+using connected_atom = caf::atom_constant<caf::atom("tcpa_conn")>;
+/// `(write_atom, bytes)`: queue bytes for writing. As a request, the response
+/// arrives once the bytes are handed to the kernel (a write ack).
+using write_atom = caf::atom_constant<caf::atom("tcpa_write")>;
+/// `(close_atom)`: flush what is queued, then close.
+using close_atom = caf::atom_constant<caf::atom("tcpa_shut")>;
+/// `(start_atom)`: make a stopped listener accept again.
+using start_atom = caf::atom_constant<caf::atom("tcpa_start")>;
+/// `(graceful_stop_atom)`: stop accepting; open connections go on.
+using graceful_stop_atom = caf::atom_constant<caf::atom("tcpa_gstop")>;
+/// `(immediate_stop_atom)`: stop accepting and close every connection.
+using immediate_stop_atom = caf::atom_constant<caf::atom("tcpa_istop")>;
+/// `(stats_atom)`: ask a listener for its `listener_stats`.
+using stats_atom = caf::atom_constant<caf::atom("tcpa_stats")>;
+
+} // namespace tcpactor

@@ -1,0 +1,108 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/expected.hpp>
+#include <caf/meta/type_name.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "tcpactor/config.hpp"
+#include "tcpactor/connection.hpp"
+#include "tcpactor/fwd.hpp"
+
+namespace tcpactor {
+
+/// Counters of one listener.
+struct listener_stats {
+  /// Port currently (or last) bound.
+  uint16_t port = 0;
+  /// True while accepting.
+  bool accepting = false;
+  /// Connections open right now.
+  uint64_t open = 0;
+  /// Connections accepted since spawn.
+  uint64_t accepted = 0;
+  /// Connections refused by `on_connect`.
+  uint64_t rejected = 0;
+  /// Connections whose actor threw or exited before `closed`.
+  uint64_t failed = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, listener_stats& x) {
+  return f(caf::meta::type_name("tcpactor::listener_stats"), x.port,
+           x.accepting, x.open, x.accepted, x.rejected, x.failed);
+}
+
+/// What happened to one connection, sent to a listener's observer.
+struct connection_event {
+  enum kind_t : uint8_t {
+    /// Accepted; the connect handler runs next.
+    opened,
+    /// The connect handler returned an error; the connection was closed.
+    rejected,
+    /// The connection actor threw or exited early; the connection was closed.
+    failed,
+    /// The connection closed; `reason` is set if it failed.
+    closed,
+  };
+  kind_t kind = opened;
+  connection_id id = 0;
+  /// "host:port" of the peer.
+  std::string peer;
+  caf::error reason;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, connection_event& x) {
+  auto k = static_cast<uint8_t>(x.kind);
+  return f(caf::meta::type_name("tcpactor::connection_event"), k, x.id,
+           x.peer, x.reason);
+}
+
+std::string to_string(connection_event::kind_t x);
+
+/// A listener accepts connections, spawns one connection actor per
+/// connection and supervises them (monitors: a failing connection never takes
+/// the listener down).
+/// - `start_atom`: accept again after a stop, on the same port; replies with
+///   the bound port or the bind error.
+/// - `graceful_stop_atom`: stop accepting; open connections go on.
+/// - `immediate_stop_atom`: stop accepting and close every connection.
+/// - `stats_atom`: replies with `listener_stats`.
+/// Killing the listener actor (an exit message) is an immediate stop.
+using listener_actor = caf::typed_actor<
+  caf::replies_to<start_atom>::with<uint16_t>,
+  caf::reacts_to<graceful_stop_atom>, caf::reacts_to<immediate_stop_atom>,
+  caf::replies_to<stats_atom>::with<listener_stats>>;
+
+/// A started listener: its actor and where it is bound.
+class listener {
+public:
+  listener() = default;
+  listener(listener_actor handle, std::string host, uint16_t port)
+    : handle_(std::move(handle)), host_(std::move(host)), port_(port) {
+    // nop
+  }
+
+  const listener_actor& handle() const noexcept { return handle_; }
+  const std::string& host() const noexcept { return host_; }
+  uint16_t port() const noexcept { return port_; }
+
+private:
+  listener_actor handle_;
+  std::string host_;
+  uint16_t port_ = 0;
+};
+
+/// Validates `cfg`, binds (with SO_REUSEADDR) and starts accepting. Bind
+/// errors such as "Address already in use" come back here, naming the
+/// address. `observer`, if set, receives a `connection_event` per event.
+caf::expected<listener> spawn_listener(runtime& rt, listener_config cfg,
+                                       connect_handler on_connect,
+                                       caf::actor observer = {});
+
+} // namespace tcpactor
