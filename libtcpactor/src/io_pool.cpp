@@ -1,5 +1,7 @@
 #include "io_pool.hpp"
 
+#include <chrono>
+#include <future>
 #include <string>
 
 #include "tcpactor/log.hpp"
@@ -13,11 +15,14 @@ io_pool::io_pool(std::size_t threads) {
     loops_.emplace_back(std::make_unique<asio::io_context>(1));
     guards_.emplace_back(asio::make_work_guard(*loops_.back()));
   }
-  for (auto& loop : loops_)
-    threads_.emplace_back([ctx = loop.get()] {
+  for (auto& loop : loops_) {
+    std::promise<void> finished;
+    done_.emplace_back(finished.get_future());
+    threads_.emplace_back([ctx = loop.get(), p = std::move(finished)]() mutable {
       for (;;) {
         try {
           ctx->run();
+          p.set_value();
           return;
         } catch (const std::exception& e) {
           // Our handlers do not throw; if one does, keep the loop alive.
@@ -26,6 +31,7 @@ io_pool::io_pool(std::size_t threads) {
         }
       }
     });
+  }
 }
 
 io_pool::~io_pool() {
@@ -38,8 +44,16 @@ asio::io_context& io_pool::next() noexcept {
 }
 
 void io_pool::stop() {
+  // Let each loop run out of work on its own, so pending completions (an
+  // aborted accept, a cancelled timer) release their objects on their loop;
+  // stop() only bounds the wait.
   for (auto& g : guards_)
     g.reset();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{2};
+  for (auto& f : done_)
+    if (f.valid())
+      f.wait_until(deadline);
+  done_.clear();
   for (auto& loop : loops_)
     loop->stop();
   for (auto& t : threads_)

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <future>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -33,6 +34,7 @@ private:
   std::vector<std::unique_ptr<asio::io_context>> loops_;
   std::vector<guard_type> guards_;
   std::vector<std::thread> threads_;
+  std::vector<std::future<void>> done_; // ready once a loop ran out of work
   std::atomic<std::size_t> next_{0};
 };
 

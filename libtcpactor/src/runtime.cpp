@@ -12,8 +12,16 @@ namespace tcpactor {
 // -- runtime::impl ------------------------------------------------------------
 
 void runtime::impl::add(transport* t, caf::strong_actor_ptr ptr) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  transports_.emplace(t, std::move(ptr));
+  bool late;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    transports_.emplace(t, ptr);
+    late = stopping_;
+  }
+  // Born while shutdown waits for the rest: close it like the others (the
+  // loops still run until every transport is gone).
+  if (late)
+    t->abort(make_error(errc::shutdown, "runtime shutting down"));
 }
 
 void runtime::impl::remove(transport* t) {

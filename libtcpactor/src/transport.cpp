@@ -144,20 +144,27 @@ void transport::set_target(caf::strong_actor_ptr target, bool quit_after) {
 // -- commands -----------------------------------------------------------------
 
 void transport::start(caf::strong_actor_ptr target) {
-  post([this, target{std::move(target)}]() mutable {
-    if (state_ == state::closed) {
-      auto msg = [&](caf::message content) {
-        target->enqueue(caf::make_mailbox_element(self_ptr(),
-                                                  caf::make_message_id(), {},
-                                                  std::move(content)),
-                        nullptr);
-      };
-      msg(caf::make_message(closed_atom::value));
-      msg(caf::make_message(quit_atom::value));
-      return;
+  bool finished;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    finished = finished_;
+    if (!finished) {
+      target_ = target;
+      quit_after_ = true;
     }
-    target_ = std::move(target);
-    quit_after_ = true;
+  }
+  if (finished) {
+    // Closed before the handler accepted it (e.g. runtime shutdown): the
+    // loop may be gone, so tell the actor from here.
+    for (auto& content : {caf::make_message(closed_atom::value),
+                          caf::make_message(quit_atom::value)})
+      target->enqueue(caf::make_mailbox_element(self_ptr(),
+                                                caf::make_message_id(), {},
+                                                content),
+                      nullptr);
+    return;
+  }
+  post([this] {
     if (state_ != state::open || reading_)
       return;
     reading_ = true;
@@ -347,10 +354,15 @@ void transport::finish(caf::error reason, bool notify_target) {
   state_ = state::closed;
   reading_ = false;
   std::deque<ack> acks;
+  caf::strong_actor_ptr target;
+  bool quit_after;
   {
     // After this block no actor thread touches the descriptor, so closing it
     // below cannot race a direct send.
     std::lock_guard<std::mutex> guard{mtx_};
+    finished_ = true;
+    target.swap(target_);
+    quit_after = quit_after_;
     writable_ = false;
     connected_ = false;
     wq_.clear();
@@ -371,16 +383,20 @@ void transport::finish(caf::error reason, bool notify_target) {
   for (auto& x : acks)
     respond(x.to, x.mid,
             caf::make_message(make_error(errc::closed, peer_ + ": closed before the write completed")));
+  auto tell = [&](caf::message content) {
+    if (target)
+      target->enqueue(caf::make_mailbox_element(self_ptr(),
+                                                caf::make_message_id(), {},
+                                                std::move(content)),
+                      nullptr);
+  };
   if (notify_target) {
     if (reason)
-      send_to_target(caf::make_message_id(),
-                     caf::make_message(error_atom::value, reason));
-    send_to_target(caf::make_message_id(),
-                   caf::make_message(closed_atom::value));
+      tell(caf::make_message(error_atom::value, reason));
+    tell(caf::make_message(closed_atom::value));
   }
-  if (quit_after_)
-    send_to_target(caf::make_message_id(), caf::make_message(quit_atom::value));
-  target_ = nullptr;
+  if (quit_after)
+    tell(caf::make_message(quit_atom::value));
   if (on_finish_) {
     auto fn = std::move(on_finish_);
     on_finish_ = nullptr;

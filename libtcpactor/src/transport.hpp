@@ -179,6 +179,8 @@ private:
   std::optional<tcp::socket> socket_;
   std::optional<tcp::resolver> resolver_;
   std::optional<asio::steady_timer> timer_;
+  // Set before the loop reads (client: before connect; server: in start()
+  // under mtx_), taken by finish() under mtx_.
   caf::strong_actor_ptr target_;
   bool quit_after_ = false;
   bool reading_ = false;
@@ -196,6 +198,7 @@ private:
   };
 
   mutable std::mutex mtx_;
+  bool finished_ = false;     // finish() ran: start() must not wait for it
   bool writable_ = true;      // false once closing: writes are refused
   bool connected_ = false;    // direct sends allowed
   bool write_armed_ = false;  // the loop owns flushing the queue
