@@ -149,8 +149,14 @@ private:
 
   // -- helpers ----------------------------------------------------------------
 
+  /// Runs `fn` on the loop, unless the transport finished. Posting under
+  /// `mtx_` matters: finish() sets `finished_` under it before the runtime
+  /// may destroy the loop, so the loop outlives every post that got through.
   template <class F>
   void post(F fn) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (finished_)
+      return;
     asio::post(*loop_, [self = caf::strong_actor_ptr{ctrl()},
                         f = std::move(fn)]() mutable { f(); });
   }
