@@ -1,1 +1,167 @@
-int main() { return 0; }
+// tcpactor-echo: a TCP echo daemon. Every byte a client sends comes back.
+//
+// Exit codes: 0 stopped by SIGINT/SIGTERM, 1 cannot listen (or start), 2 bad
+// option or config file.
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <string>
+
+#include <pthread.h>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include "options.hpp"
+#include "tcpactor/connection.hpp"
+#include "tcpactor/errors.hpp"
+#include "tcpactor/listener.hpp"
+#include "tcpactor/log.hpp"
+#include "tcpactor/runtime.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+namespace log = tcpactor::log;
+
+constexpr const char* prog = "tcpactor-echo";
+
+/// How long SIGTERM waits for the listener to confirm it stopped accepting.
+constexpr auto stop_timeout = 5s;
+
+/// Prints "tcpactor-echo: <msg>" on stderr and returns `code`. Startup errors
+/// bypass the log so they show at every log level, quiet included.
+int fail(int code, const std::string& msg) {
+  std::fprintf(stderr, "%s: %s\n", prog, msg.c_str());
+  return code;
+}
+
+void info(const std::string& msg) {
+  if (log::enabled(log::level::info))
+    log::write(log::level::info, msg);
+}
+
+std::string address(const std::string& host, uint16_t port) {
+  // Brackets keep an IPv6 literal apart from its port.
+  if (host.find(':') != std::string::npos)
+    return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+/// Renders a failed validate() in the daemon's key names, e.g.
+/// "connection.write-low-watermark" for the library's
+/// "connection.write_low_watermark", so users find the line to fix.
+std::string config_error(const caf::error& err) {
+  auto text = tcpactor::describe(err);
+  const std::string prefix = "invalid_config: ";
+  if (text.compare(0, prefix.size(), prefix) != 0)
+    return text;
+  text.erase(0, prefix.size());
+  for (std::string lib : {"listener.", "runtime."})
+    if (text.compare(0, lib.size(), lib) == 0)
+      text.replace(0, lib.size(), "echo.");
+  std::replace(text.begin(), text.end(), '_', '-');
+  return "invalid configuration: " + text;
+}
+
+sigset_t handled_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+/// Waits for SIGINT or SIGTERM and returns it; SIGHUP is logged and ignored.
+int wait_for_stop_signal(const sigset_t& set) {
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0)
+      continue;
+    if (sig != SIGHUP)
+      return sig;
+    info("SIGHUP ignored (TLS reload comes later)");
+  }
+}
+
+/// Stops accepting. Open connections go on until the runtime closes them.
+void stop_accepting(caf::actor_system& sys, const tcpactor::listener& lst) {
+  caf::scoped_actor self{sys};
+  self->request(lst.handle(), stop_timeout, tcpactor::graceful_stop_atom::value)
+      .receive([] { info("stopped accepting"); },
+               [](const caf::error& err) {
+                 log::write(log::level::warning,
+                            "listener did not confirm the stop: " +
+                                tcpactor::describe(err));
+               });
+}
+
+int run(const tcpactor_echo::options& opts, const sigset_t& signals) {
+  caf::actor_system_config cfg;
+  tcpactor::add_error_category(cfg);
+  cfg.set("scheduler.max-threads", opts.scheduler_threads);
+  caf::actor_system sys{cfg};
+  // Declared after `sys`, so it is destroyed first: the runtime closes every
+  // socket and lets their actors quit before ~actor_system waits for them.
+  auto rt = tcpactor::runtime::make(sys, opts.runtime);
+  if (!rt)
+    return fail(1, "cannot start: " + tcpactor::describe(rt.error()));
+  auto lst = tcpactor::spawn_listener(
+      *rt, opts.listener,
+      [](caf::event_based_actor*,
+         const tcpactor::caller&) -> caf::expected<tcpactor::service> {
+        return tcpactor::echo_service();
+      });
+  if (!lst)
+    return fail(1, "cannot listen on " +
+                       address(opts.listener.host, opts.listener.port) + ": " +
+                       tcpactor::describe(lst.error()));
+  // On stdout as well as in the log, so scripts learn the port the kernel
+  // picked for --port 0 even at log level warning or quiet.
+  std::printf("listening on %s\n", address(lst->host(), lst->port()).c_str());
+  std::fflush(stdout);
+  auto sig = wait_for_stop_signal(signals);
+  info(std::string{sig == SIGINT ? "SIGINT" : "SIGTERM"} +
+       ": stopping the listener on " + address(lst->host(), lst->port()));
+  stop_accepting(sys, *lst);
+  info("closing " + std::to_string(rt->open_connections()) +
+       " open connection(s)");
+  rt->shutdown();
+  info("stopped");
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  tcpactor_echo::options opts;
+  std::string err;
+  if (!tcpactor_echo::parse(argc, argv, opts, err))
+    return fail(2, err);
+  if (opts.help) {
+    std::fputs(tcpactor_echo::help_text().c_str(), stdout);
+    return 0;
+  }
+  // Check everything before binding anything. Our parser already checked
+  // each value; these catch combinations such as a low watermark above the
+  // high one, and name the field.
+  if (auto e = opts.runtime.validate())
+    return fail(2, config_error(e));
+  if (auto e = opts.listener.connection.validate("connection"))
+    return fail(2, config_error(e));
+  if (auto e = opts.listener.validate())
+    return fail(2, config_error(e));
+  log::set_level(opts.log_level);
+  // Block before CAF and Asio start threads: new threads inherit the mask,
+  // so these signals reach only the sigwait in main.
+  auto signals = handled_signals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // A peer that resets mid-write must cost one connection, not the process.
+  std::signal(SIGPIPE, SIG_IGN);
+  return run(opts, signals);
+}

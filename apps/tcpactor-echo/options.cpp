@@ -1,0 +1,629 @@
+#include "options.hpp"
+
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <climits>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+namespace tcpactor_echo {
+
+namespace {
+
+/// One value as written. In the file it may be quoted; on the command line
+/// it never is, because the shell already removed the quotes.
+struct raw_value {
+  std::string text;
+  bool quoted = false;
+  bool in_file = false;
+};
+
+/// One setting: where it lives in the file, what the command line calls it,
+/// how to parse it and how to show its default.
+struct option_spec {
+  std::string section;
+  std::string key;
+  /// Short command-line name, e.g. "port" for "echo.port"; may be empty.
+  std::string alias;
+  /// Placeholder for --help, e.g. "<size>".
+  std::string type;
+  std::string help;
+  /// Stores the value; returns why it does not fit, or "" if it does.
+  std::function<std::string(options&, const raw_value&)> set;
+  /// Renders the current value (for the defaults in --help).
+  std::function<std::string(options&)> get;
+
+  std::string name() const { return section + "." + key; }
+};
+
+std::string_view trim(std::string_view str) {
+  constexpr std::string_view blanks = " \t\r\n";
+  auto first = str.find_first_not_of(blanks);
+  if (first == std::string_view::npos)
+    return {};
+  auto last = str.find_last_not_of(blanks);
+  return str.substr(first, last - first + 1);
+}
+
+std::string in_quotes(std::string_view str) {
+  return "'" + std::string{str} + "'";
+}
+
+// -- value parsers: each returns why the value is bad, or "" -----------------
+
+// In CAF's format "7000" is a string, so a quoted number is a type error.
+std::string parse_digits(const raw_value& v, std::string_view digits,
+                         uint64_t& out) {
+  if (v.quoted)
+    return "expected a number without quotes, got \"" + v.text + "\"";
+  if (!digits.empty() && digits[0] == '-')
+    return in_quotes(v.text) + " must not be negative";
+  auto last = digits.data() + digits.size();
+  auto [ptr, ec] = std::from_chars(digits.data(), last, out);
+  if (ec == std::errc::result_out_of_range)
+    return in_quotes(v.text) + " is too large";
+  if (digits.empty() || ec != std::errc{} || ptr != last)
+    return in_quotes(v.text) + " is not an integer";
+  return {};
+}
+
+std::string parse_count(const raw_value& v, uint64_t min, uint64_t max,
+                        uint64_t& out) {
+  if (auto err = parse_digits(v, v.text, out); !err.empty())
+    return err;
+  if (out < min || out > max)
+    return in_quotes(v.text) + " is out of range (" + std::to_string(min) +
+           "-" + std::to_string(max) + ")";
+  return {};
+}
+
+constexpr uint64_t kib = 1024;
+
+struct unit {
+  std::string_view suffix;
+  uint64_t factor;
+};
+
+constexpr unit size_units[] = {
+    {"", 1}, {"KiB", kib}, {"MiB", kib* kib}, {"GiB", kib* kib* kib}};
+
+std::string parse_size(const raw_value& v, uint64_t& out) {
+  std::string_view text = v.text;
+  auto split = std::min(text.find_first_not_of("-0123456789"), text.size());
+  auto suffix = text.substr(split);
+  for (auto& u : size_units) {
+    if (u.suffix != suffix)
+      continue;
+    uint64_t n = 0;
+    if (auto err = parse_digits(v, text.substr(0, split), n); !err.empty())
+      return err;
+    if (n > UINT64_MAX / u.factor)
+      return in_quotes(v.text) + " is too large";
+    out = n * u.factor;
+    return {};
+  }
+  return in_quotes(v.text) + " is not a size (e.g. 65536, 64KiB or 1MiB)";
+}
+
+std::string format_size(uint64_t n) {
+  for (auto i = std::size(size_units); i-- > 1;)
+    if (n != 0 && n % size_units[i].factor == 0)
+      return std::to_string(n / size_units[i].factor) +
+             std::string{size_units[i].suffix};
+  return std::to_string(n);
+}
+
+std::string parse_duration(const raw_value& v, std::chrono::milliseconds& out) {
+  // CAF's timespan units. The connection counts in milliseconds, so finer
+  // units must come out whole rather than be rounded behind the user's back.
+  struct duration_unit {
+    std::string_view suffix;
+    uint64_t per_ms; // units per millisecond (ns, us)
+    uint64_t ms;     // milliseconds per unit (ms and up)
+  };
+  constexpr duration_unit units[] = {{"ns", 1'000'000, 0}, {"us", 1'000, 0},
+                                     {"ms", 0, 1},         {"s", 0, 1'000},
+                                     {"min", 0, 60'000},   {"h", 0, 3'600'000}};
+  std::string_view text = v.text;
+  auto split = std::min(text.find_first_not_of("-0123456789"), text.size());
+  auto suffix = text.substr(split);
+  if (split == text.size() && !v.quoted)
+    return in_quotes(v.text) + " needs a unit, e.g. 5s or 500ms";
+  for (auto& u : units) {
+    if (u.suffix != suffix)
+      continue;
+    uint64_t n = 0;
+    if (auto err = parse_digits(v, text.substr(0, split), n); !err.empty())
+      return err;
+    uint64_t ms = 0;
+    if (u.per_ms != 0) {
+      if (n % u.per_ms != 0)
+        return in_quotes(v.text) + " is not a whole number of milliseconds";
+      ms = n / u.per_ms;
+    } else {
+      if (n > uint64_t{INT64_MAX} / u.ms)
+        return in_quotes(v.text) + " is too large";
+      ms = n * u.ms;
+    }
+    out = std::chrono::milliseconds{static_cast<int64_t>(ms)};
+    return {};
+  }
+  return in_quotes(v.text) +
+         " is not a duration (a number and ns, us, ms, s, min or h)";
+}
+
+std::string format_duration(std::chrono::milliseconds x) {
+  auto n = x.count();
+  if (n != 0 && n % 1000 == 0)
+    return std::to_string(n / 1000) + "s";
+  return std::to_string(n) + "ms";
+}
+
+// -- option kinds
+// ---------------------------------------------------------------
+
+// `field` maps an `options&` to the member it sets, so one table row says
+// everything about a setting.
+
+template <class Field>
+option_spec string_option(std::string section, std::string key,
+                          std::string alias, std::string help, Field field) {
+  return {std::move(section),
+          std::move(key),
+          std::move(alias),
+          "<string>",
+          std::move(help),
+          [field](options& o, const raw_value& v) -> std::string {
+            if (v.in_file && !v.quoted)
+              return "expected a quoted string, e.g. \"" + v.text + "\"";
+            field(o) = v.text;
+            return {};
+          },
+          [field](options& o) { return "\"" + field(o) + "\""; }};
+}
+
+template <class Field>
+option_spec count_option(std::string section, std::string key,
+                         std::string alias, std::string help, uint64_t min,
+                         uint64_t max, Field field) {
+  auto type = "<" + std::to_string(min) + "-" + std::to_string(max) + ">";
+  return {std::move(section),
+          std::move(key),
+          std::move(alias),
+          std::move(type),
+          std::move(help),
+          [field, min, max](options& o, const raw_value& v) {
+            uint64_t n = 0;
+            auto err = parse_count(v, min, max, n);
+            if (err.empty())
+              field(o) = static_cast<std::decay_t<decltype(field(o))>>(n);
+            return err;
+          },
+          [field](options& o) { return std::to_string(field(o)); }};
+}
+
+template <class Field>
+option_spec size_option(std::string section, std::string key, std::string alias,
+                        std::string help, Field field) {
+  return {std::move(section),
+          std::move(key),
+          std::move(alias),
+          "<size>",
+          std::move(help),
+          [field](options& o, const raw_value& v) {
+            uint64_t n = 0;
+            auto err = parse_size(v, n);
+            if (err.empty())
+              field(o) = static_cast<std::size_t>(n);
+            return err;
+          },
+          [field](options& o) { return format_size(field(o)); }};
+}
+
+template <class Field>
+option_spec duration_option(std::string section, std::string key,
+                            std::string alias, std::string help, Field field) {
+  return {std::move(section),
+          std::move(key),
+          std::move(alias),
+          "<duration>",
+          std::move(help),
+          [field](options& o, const raw_value& v) {
+            return parse_duration(v, field(o));
+          },
+          [field](options& o) { return format_duration(field(o)); }};
+}
+
+template <class Field>
+option_spec bool_option(std::string section, std::string key, std::string alias,
+                        std::string help, Field field) {
+  return {
+      std::move(section),
+      std::move(key),
+      std::move(alias),
+      "<true|false>",
+      std::move(help),
+      [field](options& o, const raw_value& v) -> std::string {
+        if (!v.quoted && v.text == "true")
+          field(o) = true;
+        else if (!v.quoted && v.text == "false")
+          field(o) = false;
+        else
+          return in_quotes(v.text) + " is not true or false";
+        return {};
+      },
+      [field](options& o) { return std::string{field(o) ? "true" : "false"}; }};
+}
+
+option_spec log_level_option() {
+  using tcpactor::log::level;
+  return {"echo", "log-level", "log-level",
+          "<trace|debug|info|warning|error|quiet>",
+          "Lowest severity written to stderr. At info, every connection's "
+          "open and close is logged.",
+          // Quotes are optional: CAF users write levels as atoms ('info').
+          [](options& o, const raw_value& v) -> std::string {
+            if (!tcpactor::log::from_string(v.text, o.log_level))
+              return in_quotes(v.text) + " is not one of trace, debug, info, "
+                                         "warning, error, quiet";
+            return {};
+          },
+          [](options& o) { return tcpactor::log::to_string(o.log_level); }};
+}
+
+const std::vector<option_spec>& specs() {
+  static const std::vector<option_spec> result = [] {
+    std::vector<option_spec> xs;
+    auto conn = [](options& o) -> tcpactor::connection_config& {
+      return o.listener.connection;
+    };
+    xs.push_back(string_option(
+        "echo", "host", "host",
+        "Address to bind: an IPv4 or IPv6 literal or a host name. 0.0.0.0 "
+        "exposes the echo service to the network.",
+        [](options& o) -> std::string& { return o.listener.host; }));
+    xs.push_back(count_option(
+        "echo", "port", "port", "Port to bind; 0 lets the kernel pick one.", 0,
+        65535, [](options& o) -> uint16_t& { return o.listener.port; }));
+    xs.push_back(count_option(
+        "echo", "backlog", "backlog", "Length of the kernel's accept queue.", 1,
+        INT_MAX, [](options& o) -> int& { return o.listener.backlog; }));
+    xs.push_back(count_option(
+        "echo", "io-threads", "io-threads",
+        "I/O threads, each running its own event loop; 0: one per core.", 0,
+        1024, [](options& o) -> std::size_t& { return o.runtime.io_threads; }));
+    xs.push_back(log_level_option());
+    xs.push_back(size_option(
+        "connection", "read-chunk", "read-chunk",
+        "Largest chunk one read delivers to the connection's actor, 512 to "
+        "16MiB.",
+        [conn](options& o) -> std::size_t& { return conn(o).read_chunk; }));
+    xs.push_back(size_option(
+        "connection", "max-unprocessed-bytes", "max-unprocessed-bytes",
+        "Reading pauses while the actor holds more unprocessed bytes than "
+        "this; at least read-chunk.",
+        [conn](options& o) -> std::size_t& {
+          return conn(o).max_unprocessed_bytes;
+        }));
+    xs.push_back(count_option(
+        "connection", "max-unprocessed-chunks", "max-unprocessed-chunks",
+        "...or more unprocessed chunks than this; reading resumes below half "
+        "of both.",
+        1, UINT32_MAX, [conn](options& o) -> std::size_t& {
+          return conn(o).max_unprocessed_chunks;
+        }));
+    xs.push_back(size_option(
+        "connection", "write-high-watermark", "write-high-watermark",
+        "Reading pauses while more than this many bytes wait to be written "
+        "to a slow peer...",
+        [conn](options& o) -> std::size_t& {
+          return conn(o).write_high_watermark;
+        }));
+    xs.push_back(
+        size_option("connection", "write-low-watermark", "write-low-watermark",
+                    "...and resumes once the write queue drains below this.",
+                    [conn](options& o) -> std::size_t& {
+                      return conn(o).write_low_watermark;
+                    }));
+    xs.push_back(size_option(
+        "connection", "write-queue-limit", "write-queue-limit",
+        "A write that would queue more than this fails the connection "
+        "(write_overflow); at least write-high-watermark.",
+        [conn](options& o) -> std::size_t& {
+          return conn(o).write_queue_limit;
+        }));
+    xs.push_back(duration_option(
+        "connection", "close-timeout", "close-timeout",
+        "Time a graceful close may spend flushing queued bytes before it "
+        "closes anyway.",
+        [conn](options& o) -> std::chrono::milliseconds& {
+          return conn(o).close_timeout;
+        }));
+    xs.push_back(bool_option(
+        "connection", "tcp-nodelay", "tcp-nodelay",
+        "Disable Nagle's algorithm, so echoed bytes go out at once.",
+        [conn](options& o) -> bool& { return conn(o).tcp_nodelay; }));
+    xs.push_back(count_option(
+        "scheduler", "max-threads", "scheduler-threads",
+        "CAF scheduler threads that run the connection actors.", 1, 1024,
+        [](options& o) -> std::size_t& { return o.scheduler_threads; }));
+    return xs;
+  }();
+  return result;
+}
+
+const option_spec* find_key(std::string_view section, std::string_view key) {
+  for (auto& x : specs())
+    if (x.section == section && x.key == key)
+      return &x;
+  return nullptr;
+}
+
+/// Finds an option by its command-line name: full ("echo.port") or alias.
+const option_spec* find_flag(std::string_view name) {
+  for (auto& x : specs())
+    if (x.name() == name || x.alias == name)
+      return &x;
+  return nullptr;
+}
+
+bool known_section(std::string_view name) {
+  for (auto& x : specs())
+    if (x.section == name)
+      return true;
+  return false;
+}
+
+bool starts_comment(std::string_view str) {
+  return !str.empty() && (str[0] == ';' || str[0] == '#');
+}
+
+/// Reads the value after '=': "string" (with backslash escapes), 'atom' or a
+/// bare token, optionally followed by a comment.
+std::string read_value(std::string_view str, raw_value& out) {
+  std::string_view tail;
+  if (!str.empty() && (str[0] == '"' || str[0] == '\'')) {
+    auto quote = str[0];
+    std::size_t i = 1;
+    for (; i < str.size() && str[i] != quote; ++i) {
+      if (str[i] == '\\' && quote == '"' && i + 1 < str.size()) {
+        auto c = str[++i];
+        out.text += c == 'n' ? '\n' : c == 't' ? '\t' : c;
+      } else {
+        out.text += str[i];
+      }
+    }
+    if (i == str.size())
+      return "missing closing quote";
+    out.quoted = true;
+    tail = trim(str.substr(i + 1));
+  } else {
+    auto end = str.find_first_of(";#");
+    out.text = std::string{trim(str.substr(0, end))};
+    if (out.text.empty())
+      return "missing value";
+  }
+  if (!tail.empty() && !starts_comment(tail))
+    return "unexpected text after the value: " + in_quotes(tail);
+  return {};
+}
+
+bool load_file(const std::string& path, options& out, std::string& err) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    err = "cannot read config file '" + path + "': Is a directory";
+    return false;
+  }
+  std::ifstream in{path};
+  if (!in) {
+    err = "cannot read config file '" + path + "': " + std::strerror(errno);
+    return false;
+  }
+  std::string line;
+  std::string section;
+  std::size_t line_no = 0;
+  auto fail = [&](const std::string& what) {
+    err = path + ":" + std::to_string(line_no) + ": " + what;
+    return false;
+  };
+  while (std::getline(in, line)) {
+    ++line_no;
+    auto rest = trim(line);
+    if (rest.empty() || starts_comment(rest))
+      continue;
+    if (rest[0] == '[') {
+      auto close = rest.find(']');
+      if (close == std::string_view::npos)
+        return fail("missing ']' in section header " + in_quotes(rest));
+      if (auto tail = trim(rest.substr(close + 1));
+          !tail.empty() && !starts_comment(tail))
+        return fail("unexpected text after section header: " + in_quotes(tail));
+      section = std::string{trim(rest.substr(1, close - 1))};
+      if (!known_section(section))
+        return fail("unknown section '[" + section +
+                    "]' (known: echo, connection, scheduler)");
+      continue;
+    }
+    auto eq = rest.find('=');
+    if (eq == std::string_view::npos)
+      return fail("expected key=value, got " + in_quotes(rest));
+    auto key = trim(rest.substr(0, eq));
+    if (section.empty())
+      return fail("key " + in_quotes(key) +
+                  " must follow a section header such as [echo]");
+    // Name an unknown key before judging its value: a typo is the likelier
+    // mistake, and its value cannot be judged without knowing its type.
+    auto full = section + "." + std::string{key};
+    auto spec = find_key(section, key);
+    if (!spec)
+      return fail("unknown key " + in_quotes(full));
+    raw_value val;
+    val.in_file = true;
+    auto why = read_value(trim(rest.substr(eq + 1)), val);
+    if (why.empty())
+      why = spec->set(out, val);
+    if (!why.empty())
+      return fail("bad value for " + in_quotes(full) + ": " + why);
+  }
+  if (in.bad()) {
+    err = "cannot read config file '" + path + "': " + std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+/// Appends `text` wrapped at 79 columns, each line indented by `indent`.
+void wrap(std::string& out, std::string_view text, std::size_t indent) {
+  constexpr std::size_t width = 79;
+  std::size_t col = 0;
+  while (!text.empty()) {
+    auto end = text.find(' ');
+    auto word = text.substr(0, end);
+    text = end == std::string_view::npos ? std::string_view{}
+                                         : text.substr(end + 1);
+    if (col > 0 && col + 1 + word.size() > width) {
+      out += '\n';
+      col = 0;
+    }
+    if (col == 0) {
+      out.append(indent, ' ');
+      col = indent;
+    } else {
+      out += ' ';
+      ++col;
+    }
+    out += word;
+    col += word.size();
+  }
+  out += '\n';
+}
+
+} // namespace
+
+bool parse(int argc, char** argv, options& out, std::string& err) {
+  // --help wins over any mistake next to it: someone asking for help is
+  // about to fix that mistake.
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "-h" || arg == "--help") {
+      out.help = true;
+      return true;
+    }
+  }
+  struct flag_value {
+    const option_spec* spec;
+    std::string flag;
+    std::string text;
+  };
+  std::vector<flag_value> given;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg.size() <= 2 || arg.substr(0, 2) != "--") {
+      err = "unexpected argument " + in_quotes(arg) + " (see --help)";
+      return false;
+    }
+    auto body = arg.substr(2);
+    auto eq = body.find('=');
+    auto name = body.substr(0, eq);
+    auto flag = "--" + std::string{name};
+    auto spec = find_flag(name);
+    if (!spec && name != "config-file") {
+      err = "unknown option " + in_quotes(flag) + " (see --help)";
+      return false;
+    }
+    std::string text;
+    if (eq != std::string_view::npos) {
+      text = std::string{body.substr(eq + 1)};
+    } else if (i + 1 < argc) {
+      text = argv[++i];
+    } else {
+      err = flag + ": missing value";
+      return false;
+    }
+    if (spec) {
+      given.push_back({spec, flag, std::move(text)});
+    } else if (text.empty()) {
+      err = flag + ": missing file name";
+      return false;
+    } else {
+      out.config_file = std::move(text);
+    }
+  }
+  // The file first, so the command line overrides it.
+  if (!out.config_file.empty() && !load_file(out.config_file, out, err))
+    return false;
+  for (auto& x : given) {
+    if (auto why = x.spec->set(out, raw_value{x.text}); !why.empty()) {
+      err = x.flag + ": " + why;
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string help_text() {
+  std::string out;
+  out += "Usage: tcpactor-echo [options]\n\n";
+  wrap(out,
+       "A TCP echo daemon: every byte a client sends comes straight back. "
+       "Built on tcpactor: one CAF actor per connection, Boost.Asio I/O.",
+       0);
+  out += '\n';
+  wrap(out,
+       "Settings come from the built-in defaults, then the file named by "
+       "--config-file, then the command line; the last one wins. Without "
+       "--config-file no file is read (config/tcpactor-echo.conf in the "
+       "source tree lists every key with its default).",
+       0);
+  out += '\n';
+  wrap(out,
+       "The file uses CAF's INI format: a [section] line, then key=value "
+       "lines; strings are quoted (\"127.0.0.1\"), numbers are not; sizes "
+       "take KiB, MiB or GiB; durations need a unit (ns, us, ms, s, min, h); "
+       "';' and '#' start comments. Unlike CAF, an unknown section or key "
+       "or a bad value is an error that names the file, line and key.",
+       0);
+  out += '\n';
+  wrap(out,
+       "Write options as --name=value or --name value. Every option also "
+       "takes its full name, section.key (e.g. --echo.port).",
+       0);
+  out += '\n';
+  wrap(out,
+       "SIGINT or SIGTERM: stop accepting, close the open connections, exit "
+       "0. SIGHUP is ignored for now. Exit codes: 0 stopped by a signal, 1 "
+       "cannot listen, 2 bad option or config file.",
+       0);
+  out += "\nOptions:\n";
+  out += "  -h, --help\n";
+  wrap(out, "Print this text and exit.", 6);
+  out += "  --config-file <path>\n";
+  wrap(out, "Read settings from this file first. Default: none.", 6);
+  options defaults;
+  std::string section;
+  for (auto& x : specs()) {
+    if (x.section != section) {
+      section = x.section;
+      out += "\n[" + section + "]\n";
+    }
+    out += "  --" + (x.alias.empty() ? x.name() : x.alias);
+    if (x.section != "echo" && !x.alias.empty())
+      out += ", --" + x.name();
+    out += " " + x.type + "\n";
+    wrap(out, x.help, 6);
+    wrap(out,
+         "File: [" + x.section + "] " + x.key +
+             ". Default: " + x.get(defaults) + ".",
+         6);
+  }
+  return out;
+}
+
+} // namespace tcpactor_echo

@@ -1,0 +1,356 @@
+"""tcpactor-echo, driven by peers we did not write: Python's socket module
+and nc (netcat-openbsd).
+
+CTest passes TCPACTOR_ECHO (the binary) and TCPACTOR_SOURCE_DIR. Every daemon
+binds port 0 and the test reads the real port from the "listening on" line on
+its stdout, so tests never collide and never sleep to synchronise.
+"""
+
+import hashlib
+import os
+import re
+import selectors
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import unittest
+
+ECHO = os.environ.get("TCPACTOR_ECHO", "")
+SOURCE_DIR = os.environ.get(
+    "TCPACTOR_SOURCE_DIR",
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_CONF = os.path.join(SOURCE_DIR, "config", "tcpactor-echo.conf")
+
+# Generous bounds: the machine has two cores shared with parallel builds.
+START_TIMEOUT = 20.0
+IO_TIMEOUT = 30.0
+EXIT_TIMEOUT = 10.0
+
+LISTENING = re.compile(rb"listening on (\S+):(\d+)")
+
+
+def read_line(proc, timeout):
+    """Reads one line from `proc`'s stdout within `timeout` seconds, or
+    returns None. A selector bounds the wait; readline() alone could block
+    forever on a daemon that never prints."""
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        if not sel.select(timeout):
+            return None
+    # The daemon writes and flushes the whole line at once.
+    return proc.stdout.readline()
+
+
+def recv_exactly(sock, n):
+    chunks = []
+    got = 0
+    while got < n:
+        chunk = sock.recv(min(n - got, 1 << 20))
+        if not chunk:
+            raise AssertionError(
+                "peer closed after %d of %d bytes" % (got, n))
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+class EchoDaemonTest(unittest.TestCase):
+
+    def setUp(self):
+        self.assertTrue(ECHO and os.access(ECHO, os.X_OK),
+                        "TCPACTOR_ECHO must name the tcpactor-echo binary")
+        self.procs = []
+        self.tmp = tempfile.TemporaryDirectory(prefix="echo_daemon_test.")
+
+    def tearDown(self):
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            try:
+                proc.communicate(timeout=EXIT_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                pass
+        self.tmp.cleanup()
+
+    # -- helpers -------------------------------------------------------------
+
+    def write_conf(self, text, name="echo.conf"):
+        path = os.path.join(self.tmp.name, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def spawn(self, *args):
+        proc = subprocess.Popen([ECHO, *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        self.procs.append(proc)
+        return proc
+
+    def start(self, *args, conf=None):
+        """Starts a daemon on a kernel-picked port and returns (proc, port)."""
+        if conf is None:
+            conf = self.write_conf('[echo]\nlog-level="warning"\n')
+        proc = self.spawn("--port", "0", "--config-file", conf, *args)
+        line = read_line(proc, START_TIMEOUT)
+        if not line:
+            proc.kill()
+            _, err = proc.communicate(timeout=EXIT_TIMEOUT)
+            self.fail("no 'listening on' line; exit %s, stderr: %s"
+                      % (proc.returncode, err.decode(errors="replace")))
+        m = LISTENING.search(line)
+        self.assertIsNotNone(m, "unexpected first line: %r" % line)
+        self.assertEqual(m.group(1), b"127.0.0.1")
+        port = int(m.group(2))
+        self.assertNotEqual(port, 0)
+        return proc, port
+
+    def run_daemon(self, *args):
+        """Runs a daemon expected to exit by itself; returns
+        (exit code, stdout, stderr)."""
+        proc = self.spawn(*args)
+        out, err = proc.communicate(timeout=START_TIMEOUT)
+        return proc.returncode, out.decode(), err.decode()
+
+    def connect(self, port):
+        sock = socket.create_connection(("127.0.0.1", port),
+                                        timeout=IO_TIMEOUT)
+        self.addCleanup(sock.close)
+        return sock
+
+    def echo_roundtrip(self, port, payload):
+        """Sends `payload` from one thread while reading from another, so a
+        payload larger than the socket buffers cannot deadlock us against
+        the server's backpressure."""
+        sock = self.connect(port)
+        sender = threading.Thread(target=sock.sendall, args=(payload,))
+        sender.start()
+        try:
+            return recv_exactly(sock, len(payload))
+        finally:
+            sender.join(IO_TIMEOUT)
+
+    def stop(self, proc):
+        proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = proc.communicate(timeout=EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.fail("daemon did not exit within %ss of SIGTERM"
+                      % EXIT_TIMEOUT)
+        return proc.returncode, err.decode()
+
+    # -- echo ----------------------------------------------------------------
+
+    def test_small_payload_comes_back_unchanged(self):
+        _, port = self.start()
+        sock = self.connect(port)
+        sock.sendall(b"ping\n")
+        self.assertEqual(recv_exactly(sock, 5), b"ping\n")
+        binary = bytes(range(256))
+        sock.sendall(binary)
+        self.assertEqual(recv_exactly(sock, len(binary)), binary)
+
+    def test_one_mebibyte_comes_back_with_the_same_checksum(self):
+        _, port = self.start()
+        payload = os.urandom(1 << 20)
+        echoed = self.echo_roundtrip(port, payload)
+        self.assertEqual(len(echoed), len(payload))
+        self.assertEqual(hashlib.sha256(echoed).hexdigest(),
+                         hashlib.sha256(payload).hexdigest())
+
+    def test_nc_gets_hello_back(self):
+        _, port = self.start()
+        # -N: shut down the sending side at EOF on stdin, so nc exits once
+        # the server has echoed everything and closed.
+        out = subprocess.run(
+            ["sh", "-c", "printf hello | nc -N 127.0.0.1 %d" % port],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            timeout=IO_TIMEOUT, check=True)
+        self.assertEqual(out.stdout, b"hello")
+
+    def test_twenty_concurrent_clients_each_get_their_own_bytes(self):
+        _, port = self.start()
+        errors = []
+        size = 64 * 1024
+
+        def client(i):
+            try:
+                payload = bytes([i]) * 16 + os.urandom(size)
+                echoed = self.echo_roundtrip(port, payload)
+                if echoed != payload:
+                    errors.append("client %d got other bytes back" % i)
+            except Exception as e:  # reported below, in the main thread
+                errors.append("client %d: %r" % (i, e))
+
+        threads = [threading.Thread(target=client, args=(i,))
+                   for i in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(IO_TIMEOUT * 2)
+        self.assertFalse(any(t.is_alive() for t in threads),
+                         "clients still running")
+        self.assertEqual(errors, [])
+
+    def test_default_config_file_starts_and_echoes(self):
+        self.assertTrue(os.path.isfile(DEFAULT_CONF), DEFAULT_CONF)
+        proc, port = self.start(conf=DEFAULT_CONF)
+        sock = self.connect(port)
+        sock.sendall(b"defaults")
+        self.assertEqual(recv_exactly(sock, 8), b"defaults")
+
+    # -- signals -------------------------------------------------------------
+
+    def test_sigterm_exits_zero(self):
+        proc, port = self.start()
+        # An open, idle connection must not hold up the shutdown.
+        sock = self.connect(port)
+        sock.sendall(b"x")
+        self.assertEqual(recv_exactly(sock, 1), b"x")
+        code, err = self.stop(proc)
+        self.assertEqual(code, 0, err)
+
+    def test_sigint_exits_zero(self):
+        proc, _ = self.start()
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=EXIT_TIMEOUT)
+        self.assertEqual(proc.returncode, 0)
+
+    def test_sighup_is_logged_and_ignored(self):
+        conf = self.write_conf('[echo]\nlog-level="info"\n')
+        proc, port = self.start(conf=conf)
+        proc.send_signal(signal.SIGHUP)
+        # Still serving after the SIGHUP: the echo proves the daemon lives,
+        # and ordering it after the signal avoids a sleep.
+        sock = self.connect(port)
+        sock.sendall(b"still here")
+        self.assertEqual(recv_exactly(sock, 10), b"still here")
+        self.assertIsNone(proc.poll())
+        code, err = self.stop(proc)
+        self.assertEqual(code, 0, err)
+        self.assertIn("SIGHUP ignored", err)
+        self.assertIn("connection 1 opened", err)
+
+    # -- startup errors ------------------------------------------------------
+
+    def test_port_in_use_fails_with_one_line(self):
+        _, port = self.start()
+        code, out, err = self.run_daemon("--port", str(port))
+        self.assertNotEqual(code, 0)
+        self.assertEqual(code, 1)
+        self.assertEqual(len(err.splitlines()), 1, err)
+        self.assertIn("Address already in use", err)
+        self.assertIn("127.0.0.1:%d" % port, err)
+        self.assertNotIn("listening on", out)
+
+    def test_unknown_key_names_file_line_and_key(self):
+        conf = self.write_conf(
+            "; a comment\n"
+            "[echo]\n"
+            'host="127.0.0.1"\n'
+            "\n"
+            "# another comment\n"
+            "port=0\n"
+            "prot=7000\n")
+        code, _, err = self.run_daemon("--config-file", conf)
+        self.assertEqual(code, 2)
+        self.assertEqual(err.strip(),
+                         "tcpactor-echo: %s:7: unknown key 'echo.prot'" % conf)
+
+    def test_unknown_section_is_an_error(self):
+        conf = self.write_conf("[ehco]\nport=0\n")
+        code, _, err = self.run_daemon("--config-file", conf)
+        self.assertEqual(code, 2)
+        self.assertIn("%s:1:" % conf, err)
+        self.assertIn("[ehco]", err)
+
+    def test_bad_value_in_file_names_the_key(self):
+        conf = self.write_conf("[echo]\nport=abc\n")
+        code, _, err = self.run_daemon("--config-file", conf)
+        self.assertEqual(code, 2)
+        self.assertEqual(len(err.splitlines()), 1, err)
+        self.assertIn("%s:2:" % conf, err)
+        self.assertIn("echo.port", err)
+        self.assertIn("abc", err)
+
+    def test_wrong_types_in_file_are_errors(self):
+        cases = [
+            ("[echo]\nport=70000\n", "echo.port"),
+            ("[echo]\nhost=127.0.0.1\n", "echo.host"),  # strings are quoted
+            ('[echo]\nlog-level="loud"\n', "echo.log-level"),
+            ("[connection]\nread-chunk=lots\n", "connection.read-chunk"),
+            ("[connection]\nclose-timeout=5\n", "connection.close-timeout"),
+            ("[scheduler]\nmax-threads=0\n", "scheduler.max-threads"),
+        ]
+        for text, key in cases:
+            with self.subTest(key=key):
+                conf = self.write_conf(text)
+                code, _, err = self.run_daemon("--config-file", conf)
+                self.assertEqual(code, 2, err)
+                self.assertIn("%s:2:" % conf, err)
+                self.assertIn("'%s'" % key, err)
+
+    def test_bad_command_line_value_names_the_option(self):
+        code, _, err = self.run_daemon("--port", "abc")
+        self.assertEqual(code, 2)
+        self.assertIn("--port", err)
+        self.assertIn("abc", err)
+        code, _, err = self.run_daemon("--max-unprocessed-bytes=-1")
+        self.assertEqual(code, 2)
+        self.assertIn("--max-unprocessed-bytes", err)
+        code, _, err = self.run_daemon("--prot", "1")
+        self.assertEqual(code, 2)
+        self.assertIn("--prot", err)
+
+    def test_inconsistent_limits_are_rejected_by_name(self):
+        code, _, err = self.run_daemon("--connection.write-low-watermark=2MiB",
+                                       "--write-high-watermark", "1MiB")
+        self.assertEqual(code, 2)
+        self.assertIn("write-low-watermark", err)
+
+    def test_missing_config_file_is_an_error(self):
+        missing = os.path.join(self.tmp.name, "nope.conf")
+        code, _, err = self.run_daemon("--config-file", missing)
+        self.assertEqual(code, 2)
+        self.assertIn(missing, err)
+
+    def test_command_line_overrides_the_file(self):
+        conf = self.write_conf("[echo]\nport=1\nlog-level=\"quiet\"\n")
+        # The file's port 1 would need root; --port 0 must win.
+        proc, port = self.start(conf=conf)
+        self.assertNotEqual(port, 1)
+
+    # -- help ----------------------------------------------------------------
+
+    def test_help_lists_every_option(self):
+        code, out, err = self.run_daemon("--help")
+        self.assertEqual(code, 0, err)
+        for flag in ["--help", "--config-file", "--host", "--port",
+                     "--io-threads", "--log-level", "--backlog",
+                     "--max-unprocessed-bytes", "--scheduler.max-threads"]:
+            self.assertIn(flag, out)
+        # Every key of the shipped config file is documented, under both its
+        # command-line name and its file location.
+        section = None
+        keys = 0
+        with open(DEFAULT_CONF) as f:
+            for line in f:
+                line = line.strip()
+                if line.startswith("["):
+                    section = line.strip("[]")
+                elif line and line[0] not in ";#":
+                    key = line.split("=", 1)[0].strip()
+                    flag = "--" + (key if section == "echo"
+                                   else section + "." + key)
+                    self.assertRegex(out, r"%s\b" % re.escape(flag))
+                    self.assertIn("[%s] %s." % (section, key), out)
+                    keys += 1
+        self.assertGreaterEqual(keys, 14)
+        code, short_out, _ = self.run_daemon("-h")
+        self.assertEqual(code, 0)
+        self.assertEqual(short_out, out)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
