@@ -91,6 +91,60 @@ inline connect_handler echo_handler() {
 
 } // namespace tcpactor::test
 
+// -- helpers for the client and listener suites ------------------------------
+
+#include <caf/after.hpp>
+
+namespace tcpactor::test {
+
+/// Reads (and drops) chunks until `c` reports an error, and returns it.
+inline caf::error read_until_error(blocking_client& c,
+                                   std::chrono::milliseconds timeout = 10s) {
+  for (;;) {
+    auto chunk = c.read_bytes(timeout);
+    if (!chunk)
+      return std::move(chunk.error());
+  }
+}
+
+/// Waits for the next `connection_event` of kind `k` at `observer`, skipping
+/// events of other kinds; nothing if none comes within `timeout`.
+inline std::optional<connection_event>
+await_event(caf::scoped_actor& observer, connection_event::kind_t k,
+            std::chrono::milliseconds timeout = 10s) {
+  std::optional<connection_event> result;
+  bool done = false;
+  while (!done) {
+    observer->receive(
+        [&](connection_event& ev) {
+          if (ev.kind == k) {
+            result = std::move(ev);
+            done = true;
+          }
+        },
+        caf::after(timeout) >> [&] { done = true; });
+  }
+  return result;
+}
+
+/// Asks listener `l` for its counters, or fails the test.
+inline listener_stats stats_of(caf::scoped_actor& self, const listener& l) {
+  listener_stats result;
+  self->request(l.handle(), 10s, stats_atom::value)
+      .receive([&](listener_stats& x) { result = x; },
+               [&](caf::error& err) {
+                 BOOST_FAIL("stats request failed: " << describe(err));
+               });
+  return result;
+}
+
+/// True if `text` contains `part` (for checks on describe()).
+inline bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+} // namespace tcpactor::test
+
 // -- raw POSIX peers and process probes (connection and soak tests) ----------
 
 #include <arpa/inet.h>
