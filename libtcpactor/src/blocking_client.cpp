@@ -12,7 +12,8 @@
 namespace tcpactor {
 
 struct blocking_client::impl {
-  impl(runtime& rt, client_config cfg) : self(rt.system()), cfg(std::move(cfg)) {
+  impl(runtime& rt, client_config cfg)
+      : self(rt.system()), cfg(std::move(cfg)) {
     // nop
   }
 
@@ -39,18 +40,18 @@ caf::expected<blocking_client> blocking_client::connect(runtime& rt,
   // against a lost message.
   auto bound = cfg.connect_timeout + std::chrono::seconds{1};
   while (!done) {
-    ptr->self->receive(
-      [&](connected_atom) { done = true; },
-      [&](error_atom, caf::error& e) { err = std::move(e); },
-      [&](closed_atom) {
-        if (!err)
-          err = make_error(errc::connect_failed, ptr->peer);
-        done = true;
-      },
-      caf::after(bound) >> [&] {
-        err = make_error(errc::connect_timeout, ptr->peer);
-        done = true;
-      });
+    ptr->self->receive([&](connected_atom) { done = true; },
+                       [&](error_atom, caf::error& e) { err = std::move(e); },
+                       [&](closed_atom) {
+                         if (!err)
+                           err = make_error(errc::connect_failed, ptr->peer);
+                         done = true;
+                       },
+                       caf::after(bound) >>
+                           [&] {
+                             err = make_error(errc::connect_timeout, ptr->peer);
+                             done = true;
+                           });
   }
   if (err) {
     caf::anon_send(ptr->client, close_atom::value);
@@ -60,7 +61,7 @@ caf::expected<blocking_client> blocking_client::connect(runtime& rt,
 }
 
 blocking_client::blocking_client(std::unique_ptr<impl> ptr)
-  : impl_(std::move(ptr)) {
+    : impl_(std::move(ptr)) {
   // nop
 }
 
@@ -89,20 +90,22 @@ caf::error blocking_client::write_bytes(const bytes& data) {
     return impl_->failure ? impl_->failure
                           : make_error(errc::peer_closed, impl_->peer);
   caf::error err;
-  impl_->self->request(impl_->client, impl_->cfg.write_timeout, write_atom::value,
-                       data)
-    .receive([] {},
-             [&](caf::error& e) {
-               if (e == caf::sec::request_timeout) {
-                 err = make_error(
-                   errc::write_timeout,
-                   impl_->peer + ": not written within "
-                     + std::to_string(impl_->cfg.write_timeout.count()) + "ms");
-                 close();
-               } else {
-                 err = std::move(e);
-               }
-             });
+  impl_->self
+      ->request(impl_->client, impl_->cfg.write_timeout, write_atom::value,
+                data)
+      .receive([] {},
+               [&](caf::error& e) {
+                 if (e == caf::sec::request_timeout) {
+                   err = make_error(
+                       errc::write_timeout,
+                       impl_->peer + ": not written within " +
+                           std::to_string(impl_->cfg.write_timeout.count()) +
+                           "ms");
+                   close();
+                 } else {
+                   err = std::move(e);
+                 }
+               });
   return err;
 }
 
@@ -112,38 +115,42 @@ caf::expected<bytes> blocking_client::read_bytes() {
   return read_bytes(impl_->cfg.read_timeout);
 }
 
-caf::expected<bytes> blocking_client::read_bytes(std::chrono::milliseconds timeout) {
+caf::expected<bytes>
+blocking_client::read_bytes(std::chrono::milliseconds timeout) {
   if (!impl_ || impl_->closed)
     return make_error(errc::closed, "socket connection already closed");
   if (impl_->peer_closed)
-    return impl_->failure ? impl_->failure
-                          : make_error(errc::peer_closed,
-                                       impl_->peer + ": connection closed by peer");
+    return impl_->failure
+               ? impl_->failure
+               : make_error(errc::peer_closed,
+                            impl_->peer + ": connection closed by peer");
   caf::expected<bytes> result = caf::error{};
   bool done = false;
   while (!done) {
     impl_->self->receive(
-      [&](bytes& chunk) -> bytes {
-        result = std::move(chunk);
-        done = true;
-        // Answering tells the transport this chunk left its budget.
-        return {};
-      },
-      [&](error_atom, caf::error& e) { impl_->failure = std::move(e); },
-      [&](closed_atom) {
-        impl_->peer_closed = true;
-        result = impl_->failure
-                   ? impl_->failure
-                   : make_error(errc::peer_closed,
-                                impl_->peer + ": connection closed by peer");
-        done = true;
-      },
-      caf::after(timeout) >> [&] {
-        result = make_error(errc::read_timeout,
-                            impl_->peer + ": read timed out after "
-                              + std::to_string(timeout.count()) + "ms");
-        done = true;
-      });
+        [&](bytes& chunk) -> bytes {
+          result = std::move(chunk);
+          done = true;
+          // Answering tells the transport this chunk left its budget.
+          return {};
+        },
+        [&](error_atom, caf::error& e) { impl_->failure = std::move(e); },
+        [&](closed_atom) {
+          impl_->peer_closed = true;
+          result =
+              impl_->failure
+                  ? impl_->failure
+                  : make_error(errc::peer_closed,
+                               impl_->peer + ": connection closed by peer");
+          done = true;
+        },
+        caf::after(timeout) >>
+            [&] {
+              result = make_error(errc::read_timeout,
+                                  impl_->peer + ": read timed out after " +
+                                      std::to_string(timeout.count()) + "ms");
+              done = true;
+            });
   }
   return result;
 }

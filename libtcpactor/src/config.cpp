@@ -23,9 +23,9 @@ caf::error connection_config::validate(const std::string& prefix) const {
   if (read_chunk < 512 || read_chunk > 16 * 1024 * 1024)
     return bad(p + "read_chunk", "must be 512 B - 16 MiB");
   if (max_unprocessed_bytes < read_chunk)
-    return bad(p + "max_unprocessed_bytes",
-               "must be at least read_chunk (" + std::to_string(read_chunk)
-                 + ")");
+    return bad(p + "max_unprocessed_bytes", "must be at least read_chunk (" +
+                                                std::to_string(read_chunk) +
+                                                ")");
   if (max_unprocessed_chunks == 0)
     return bad(p + "max_unprocessed_chunks", "must be at least 1");
   if (write_high_watermark == 0)

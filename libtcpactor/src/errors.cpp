@@ -1,5 +1,7 @@
 #include "tcpactor/errors.hpp"
 
+#include <ostream>
+
 #include <caf/actor_system_config.hpp>
 #include <caf/message.hpp>
 #include <caf/sec.hpp>
@@ -44,6 +46,10 @@ std::string to_string(errc x) {
   return "errc(" + std::to_string(static_cast<int>(x)) + ")";
 }
 
+std::ostream& operator<<(std::ostream& out, errc x) {
+  return out << to_string(x);
+}
+
 caf::error make_error(errc x) {
   return caf::error{static_cast<uint8_t>(x), error_category};
 }
@@ -84,8 +90,7 @@ std::string describe(const caf::error& err) {
   else if (err.category() == caf::atom("exit"))
     result = to_string(static_cast<caf::exit_reason>(err.code()));
   else
-    result = to_string(err.category()) + "(" + std::to_string(err.code())
-             + ")";
+    result = to_string(err.category()) + "(" + std::to_string(err.code()) + ")";
   auto ctx = context_text(err.context());
   if (!ctx.empty()) {
     result += ": ";
@@ -95,12 +100,11 @@ std::string describe(const caf::error& err) {
 }
 
 void add_error_category(caf::actor_system_config& cfg) {
-  cfg.add_error_category(error_category,
-                         [](uint8_t code, caf::atom_value, const caf::message&
-                                                              ctx) {
-                           caf::error err{code, error_category, ctx};
-                           return "tcpactor." + describe(err);
-                         });
+  cfg.add_error_category(error_category, [](uint8_t code, caf::atom_value,
+                                            const caf::message& ctx) {
+    caf::error err{code, error_category, ctx};
+    return "tcpactor." + describe(err);
+  });
 }
 
 } // namespace tcpactor

@@ -18,7 +18,8 @@ io_pool::io_pool(std::size_t threads) {
   for (auto& loop : loops_) {
     std::promise<void> finished;
     done_.emplace_back(finished.get_future());
-    threads_.emplace_back([ctx = loop.get(), p = std::move(finished)]() mutable {
+    threads_.emplace_back([ctx = loop.get(),
+                           p = std::move(finished)]() mutable {
       for (;;) {
         try {
           ctx->run();

@@ -56,11 +56,10 @@ class listener_core : public std::enable_shared_from_this<listener_core> {
 public:
   listener_core(runtime::impl& rt, listener_config cfg,
                 connect_handler on_connect, caf::actor observer)
-    : rt_(&rt),
-      loop_(&rt.pool.next()),
-      cfg_(std::move(cfg)),
-      on_connect_(std::make_shared<const connect_handler>(std::move(on_connect))),
-      observer_(std::move(observer)) {
+      : rt_(&rt), loop_(&rt.pool.next()), cfg_(std::move(cfg)),
+        on_connect_(
+            std::make_shared<const connect_handler>(std::move(on_connect))),
+        observer_(std::move(observer)) {
     // nop
   }
 
@@ -82,8 +81,8 @@ public:
                              tcp::resolver::passive, ec);
       if (ec || eps.empty())
         return make_error(errc::bind_failed,
-                          "listener.host '" + cfg_.host
-                            + "': " + (ec ? ec.message() : "no address"));
+                          "listener.host '" + cfg_.host +
+                              "': " + (ec ? ec.message() : "no address"));
       addr = eps.begin()->endpoint().address();
     }
     tcp::endpoint ep{addr, cfg_.port};
@@ -127,7 +126,7 @@ public:
     }
     for (auto& ptr : open)
       transport::from(ptr)->abort(
-        make_error(errc::shutdown, "listener stopped"));
+          make_error(errc::shutdown, "listener stopped"));
     asio::post(*loop_, [acc, done{std::move(done)}] {
       if (acc) {
         error_code ec;
@@ -138,10 +137,11 @@ public:
     });
   }
 
-  /// The runtime is going away: stop now and never touch it again.
+  /// The runtime is going away: stop accepting now (the runtime closes the
+  /// connections, gracefully) and never touch the runtime again.
   void detach() {
     std::promise<void> closed;
-    stop(true, [&closed] { closed.set_value(); });
+    stop(false, [&closed] { closed.set_value(); });
     closed.get_future().wait();
     std::lock_guard<std::mutex> guard{mtx_};
     rt_ = nullptr;
@@ -172,8 +172,8 @@ public:
   void emit(connection_event::kind_t kind, connection_id id,
             const std::string& peer, const caf::error& reason) {
     if (log::enabled(log::level::info)) {
-      auto line = "connection " + std::to_string(id) + " " + to_string(kind)
-                  + " peer=" + peer;
+      auto line = "connection " + std::to_string(id) + " " + to_string(kind) +
+                  " peer=" + peer;
       if (reason)
         line += " reason=" + describe(reason);
       info(line);
@@ -195,8 +195,8 @@ private:
         return;
       if (ec) {
         log::write(log::level::warning,
-                   "accept on port " + std::to_string(core->port_)
-                     + " failed: " + ec.message() + "; retrying in 100ms");
+                   "accept on port " + std::to_string(core->port_) +
+                       " failed: " + ec.message() + "; retrying in 100ms");
         auto timer = std::make_shared<asio::steady_timer>(*core->loop_);
         timer->expires_after(accept_backoff);
         timer->async_wait([core, acc, timer](error_code) {
@@ -218,12 +218,12 @@ private:
     }
     std::weak_ptr<listener_core> weak = shared_from_this();
     auto tr = transport::make(
-      *rt_, target, cfg_.connection,
-      [weak](transport& t, const caf::error& reason) {
-        if (auto core = weak.lock())
-          core->on_closed(t, reason);
-      },
-      std::move(sock));
+        *rt_, target, cfg_.connection,
+        [weak](transport& t, const caf::error& reason) {
+          if (auto core = weak.lock())
+            core->on_closed(t, reason);
+        },
+        std::move(sock));
     auto t = transport::from(tr);
     auto id = t->conn_id();
     auto peer = t->peer();
@@ -237,20 +237,20 @@ private:
     }
     emit(connection_event::opened, id, peer, caf::error{});
     auto conn = spawn_connection(
-      rt_->sys, tr, on_connect_, [weak, id, peer](const caf::error& reason) {
-        if (auto core = weak.lock()) {
-          {
-            std::lock_guard<std::mutex> guard{core->mtx_};
-            ++core->rejected_;
+        rt_->sys, tr, on_connect_, [weak, id, peer](const caf::error& reason) {
+          if (auto core = weak.lock()) {
+            {
+              std::lock_guard<std::mutex> guard{core->mtx_};
+              ++core->rejected_;
+            }
+            core->emit(connection_event::rejected, id, peer, reason);
           }
-          core->emit(connection_event::rejected, id, peer, reason);
-        }
-      });
+        });
     // Supervise with a monitor, never a link: a failing connection must not
     // take the listener down.
     if (self_addr)
       caf::actor_cast<caf::abstract_actor*>(conn)->attach(
-        caf::default_attachable::make_monitor(conn.address(), self_addr));
+          caf::default_attachable::make_monitor(conn.address(), self_addr));
   }
 
   void on_closed(transport& t, const caf::error& reason) {
@@ -258,8 +258,14 @@ private:
       std::lock_guard<std::mutex> guard{mtx_};
       conns_.erase(t.conn_id());
     }
-    if (kind(reason) != errc::rejected)
-      emit(connection_event::closed, t.conn_id(), t.peer(), reason);
+    auto k = kind(reason);
+    if (k == errc::rejected)
+      return; // on_reject already reported it
+    // The monitor counts actor failures; the event needs id and peer, which
+    // only the transport knows.
+    if (k == errc::handler_failed)
+      emit(connection_event::failed, t.conn_id(), t.peer(), reason);
+    emit(connection_event::closed, t.conn_id(), t.peer(), reason);
   }
 
   runtime::impl* rt_;
@@ -287,9 +293,8 @@ struct listener_state {
   uint64_t next_stop = 0;
 };
 
-caf::behavior
-listener_fun(caf::stateful_actor<listener_state>* self,
-             std::shared_ptr<listener_core> core) {
+caf::behavior listener_fun(caf::stateful_actor<listener_state>* self,
+                           std::shared_ptr<listener_core> core) {
   self->state.core = core;
   self->set_down_handler([core](caf::down_msg& dm) {
     if (dm.reason && dm.reason != caf::exit_reason::normal)
@@ -307,22 +312,22 @@ listener_fun(caf::stateful_actor<listener_state>* self,
     return rp;
   };
   return {
-    [self](start_atom) -> caf::result<uint16_t> {
-      auto res = self->state.core->open(caf::actor_cast<caf::actor>(self));
-      if (!res)
-        return std::move(res.error());
-      return *res;
-    },
-    [stop](graceful_stop_atom) { return stop(false); },
-    [stop](immediate_stop_atom) { return stop(true); },
-    [self](stopped_atom, uint64_t token) {
-      auto i = self->state.stops.find(token);
-      if (i != self->state.stops.end()) {
-        i->second.deliver(caf::unit);
-        self->state.stops.erase(i);
-      }
-    },
-    [self](stats_atom) { return self->state.core->stats(); },
+      [self](start_atom) -> caf::result<uint16_t> {
+        auto res = self->state.core->open(caf::actor_cast<caf::actor>(self));
+        if (!res)
+          return std::move(res.error());
+        return *res;
+      },
+      [stop](graceful_stop_atom) { return stop(false); },
+      [stop](immediate_stop_atom) { return stop(true); },
+      [self](stopped_atom, uint64_t token) {
+        auto i = self->state.stops.find(token);
+        if (i != self->state.stops.end()) {
+          i->second.deliver(caf::unit);
+          self->state.stops.erase(i);
+        }
+      },
+      [self](stats_atom) { return self->state.core->stats(); },
   };
 }
 
@@ -334,13 +339,11 @@ caf::expected<listener> spawn_listener(runtime& rt, listener_config cfg,
   if (auto err = cfg.validate())
     return err;
   if (!on_connect)
-    return make_error(errc::invalid_config,
-                      "listener: on_connect must be set");
+    return make_error(errc::invalid_config, "listener: on_connect must be set");
   auto& impl = rt.internals();
   auto host = cfg.host;
-  auto core = std::make_shared<listener_core>(impl, std::move(cfg),
-                                              std::move(on_connect),
-                                              std::move(observer));
+  auto core = std::make_shared<listener_core>(
+      impl, std::move(cfg), std::move(on_connect), std::move(observer));
   auto hdl = impl.sys.spawn(listener_fun, core);
   auto port = core->open(hdl);
   if (!port) {

@@ -13,7 +13,7 @@ namespace {
 std::atomic<level> current{level::warning};
 std::mutex out_mtx;
 
-constexpr const char* names[] = {"trace", "debug", "info",
+constexpr const char* names[] = {"trace",   "debug", "info",
                                  "warning", "error", "quiet"};
 
 } // namespace

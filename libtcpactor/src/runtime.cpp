@@ -75,22 +75,34 @@ void runtime::impl::shutdown() {
   // Listeners first, so nothing new arrives while we close the rest.
   for (auto& kvp : hooks)
     kvp.second();
+  // Graceful first: each connection flushes what it queued, bounded by its
+  // own close_timeout; whatever is left after that is cut.
   for (auto& ptr : open)
     static_cast<transport*>(caf::actor_cast<caf::abstract_actor*>(ptr))
-      ->abort(make_error(errc::shutdown, "runtime shutting down"));
+        ->close();
   open.clear();
-  {
+  std::unique_lock<std::mutex> guard{mtx_};
+  if (!cv_.wait_for(guard, std::chrono::seconds{60},
+                    [this] { return transports_.empty(); })) {
+    for (auto& kvp : transports_)
+      open.emplace_back(kvp.second);
+    guard.unlock();
+    for (auto& ptr : open)
+      static_cast<transport*>(caf::actor_cast<caf::abstract_actor*>(ptr))
+          ->abort(make_error(errc::shutdown, "runtime shutting down"));
+    open.clear();
+    guard.lock();
     // The loops still run, so every abort completes; the bound only guards
     // against a bug turning shutdown into a hang.
-    std::unique_lock<std::mutex> guard{mtx_};
     if (!cv_.wait_for(guard, std::chrono::seconds{10},
                       [this] { return transports_.empty(); }))
       log::write(log::level::error,
-                 "runtime shutdown: " + std::to_string(transports_.size())
-                   + " connections did not close within 10s");
+                 "runtime shutdown: " + std::to_string(transports_.size()) +
+                     " connections did not close within 10s");
   }
+  guard.unlock();
   pool.stop();
-  std::lock_guard<std::mutex> guard{mtx_};
+  guard.lock();
   stopped_ = true;
 }
 

@@ -17,7 +17,7 @@ class transport;
 
 struct runtime::impl {
   impl(caf::actor_system& sys, runtime_config cfg, std::size_t threads)
-    : sys(sys), cfg(cfg), pool(threads) {
+      : sys(sys), cfg(cfg), pool(threads) {
     // nop
   }
 

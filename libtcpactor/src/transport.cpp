@@ -23,11 +23,8 @@ std::atomic<connection_id> next_conn_id{0};
 
 transport::transport(caf::actor_config& cfg, runtime::impl& rt,
                      asio::io_context& loop, const connection_config& conn_cfg)
-  : caf::monitorable_actor(cfg),
-    rt_(&rt),
-    loop_(&loop),
-    cfg_(conn_cfg),
-    conn_id_(++next_conn_id) {
+    : caf::monitorable_actor(cfg), rt_(&rt), loop_(&loop), cfg_(conn_cfg),
+      conn_id_(++next_conn_id) {
   // nop
 }
 
@@ -41,7 +38,7 @@ caf::strong_actor_ptr transport::make(runtime::impl& rt, asio::io_context& loop,
                                       std::optional<tcp::socket> sock) {
   caf::actor_config cfg;
   auto ptr = caf::make_actor<transport, caf::strong_actor_ptr>(
-    rt.sys.next_actor_id(), rt.sys.node(), &rt.sys, cfg, rt, loop, conn_cfg);
+      rt.sys.next_actor_id(), rt.sys.node(), &rt.sys, cfg, rt, loop, conn_cfg);
   auto t = from(ptr);
   t->on_finish_ = std::move(on_finish);
   if (sock)
@@ -101,9 +98,9 @@ void transport::respond(const caf::strong_actor_ptr& to, caf::message_id mid,
 
 void transport::send_to_target(caf::message_id mid, caf::message msg) {
   if (target_)
-    target_->enqueue(caf::make_mailbox_element(self_ptr(), mid, {},
-                                               std::move(msg)),
-                     nullptr);
+    target_->enqueue(
+        caf::make_mailbox_element(self_ptr(), mid, {}, std::move(msg)),
+        nullptr);
 }
 
 // -- setup --------------------------------------------------------------------
@@ -158,9 +155,8 @@ void transport::start(caf::strong_actor_ptr target) {
     // loop may be gone, so tell the actor from here.
     for (auto& content : {caf::make_message(closed_atom::value),
                           caf::make_message(quit_atom::value)})
-      target->enqueue(caf::make_mailbox_element(self_ptr(),
-                                                caf::make_message_id(), {},
-                                                content),
+      target->enqueue(caf::make_mailbox_element(
+                          self_ptr(), caf::make_message_id(), {}, content),
                       nullptr);
     return;
   }
@@ -215,26 +211,26 @@ void transport::connect(const client_config& cfg) {
       if (ec || state_ != state::connecting)
         return;
       finish(make_error(errc::connect_timeout,
-                        peer_ + " after "
-                          + std::to_string(cfg.connect_timeout.count())
-                          + "ms"));
+                        peer_ + " after " +
+                            std::to_string(cfg.connect_timeout.count()) +
+                            "ms"));
     });
     resolver_.emplace(*loop_);
     resolver_->async_resolve(
-      cfg.host, std::to_string(cfg.port),
-      [this, self = self_ptr(), cfg](error_code ec,
-                                     tcp::resolver::results_type res) {
-        if (state_ != state::connecting)
-          return;
-        if (ec) {
-          finish(make_error(errc::resolve_failed,
-                            cfg.host + ": " + ec.message()));
-          return;
-        }
-        local_host_ = cfg.local_host;
-        local_port_ = cfg.local_port;
-        try_connect(res, res.begin());
-      });
+        cfg.host, std::to_string(cfg.port),
+        [this, self = self_ptr(), cfg](error_code ec,
+                                       tcp::resolver::results_type res) {
+          if (state_ != state::connecting)
+            return;
+          if (ec) {
+            finish(make_error(errc::resolve_failed,
+                              cfg.host + ": " + ec.message()));
+            return;
+          }
+          local_host_ = cfg.local_host;
+          local_port_ = cfg.local_port;
+          try_connect(res, res.begin());
+        });
   });
 }
 
@@ -252,18 +248,18 @@ void transport::try_connect(tcp::resolver::results_type endpoints,
   if (!ec && !local_host_.empty()) {
     auto addr = asio::ip::make_address(local_host_, ec);
     if (ec) {
-      finish(make_error(errc::invalid_config,
-                        "client.local_host: '" + local_host_
-                          + "' is not an IP address"));
+      finish(make_error(errc::invalid_config, "client.local_host: '" +
+                                                  local_host_ +
+                                                  "' is not an IP address"));
       return;
     }
     socket_->set_option(tcp::acceptor::reuse_address{true}, ec);
     socket_->bind(tcp::endpoint{addr, local_port_}, ec);
     if (ec) {
       finish(make_error(errc::connect_failed,
-                        "bind to local " + to_string(tcp::endpoint{
-                          addr, local_port_})
-                          + ": " + ec.message()));
+                        "bind to local " +
+                            to_string(tcp::endpoint{addr, local_port_}) + ": " +
+                            ec.message()));
       return;
     }
   }
@@ -272,18 +268,18 @@ void transport::try_connect(tcp::resolver::results_type endpoints,
     try_connect(std::move(endpoints), std::next(pos));
     return;
   }
-  socket_->async_connect(ep, [this, self = self_ptr(), endpoints, pos,
-                              ep](error_code ec) {
-    if (state_ != state::connecting)
-      return;
-    if (ec) {
-      // Keep the last cause; try the next address of the host.
-      close_reason_ = to_error(ec, errc::connect_failed, to_string(ep));
-      try_connect(endpoints, std::next(pos));
-      return;
-    }
-    on_connected();
-  });
+  socket_->async_connect(
+      ep, [this, self = self_ptr(), endpoints, pos, ep](error_code ec) {
+        if (state_ != state::connecting)
+          return;
+        if (ec) {
+          // Keep the last cause; try the next address of the host.
+          close_reason_ = to_error(ec, errc::connect_failed, to_string(ep));
+          try_connect(endpoints, std::next(pos));
+          return;
+        }
+        on_connected();
+      });
 }
 
 void transport::on_connected() {
@@ -305,7 +301,8 @@ void transport::on_connected() {
       flush = true;
     }
   }
-  send_to_target(caf::make_message_id(), caf::make_message(connected_atom::value));
+  send_to_target(caf::make_message_id(),
+                 caf::make_message(connected_atom::value));
   reading_ = true;
   read_some();
   if (flush && state_ == state::open)
@@ -343,8 +340,8 @@ void transport::begin_close(caf::error reason) {
     if (ec || state_ != state::closing)
       return;
     finish(make_error(errc::write_timeout,
-                      peer_ + ": " + std::to_string(queued)
-                        + " queued bytes not read within close_timeout"));
+                      peer_ + ": " + std::to_string(queued) +
+                          " queued bytes not read within close_timeout"));
   });
 }
 
@@ -382,7 +379,8 @@ void transport::finish(caf::error reason, bool notify_target) {
   timer_.reset();
   for (auto& x : acks)
     respond(x.to, x.mid,
-            caf::make_message(make_error(errc::closed, peer_ + ": closed before the write completed")));
+            caf::make_message(make_error(
+                errc::closed, peer_ + ": closed before the write completed")));
   auto tell = [&](caf::message content) {
     if (target)
       target->enqueue(caf::make_mailbox_element(self_ptr(),

@@ -67,9 +67,7 @@ public:
 
   void enqueue(caf::mailbox_element_ptr what, caf::execution_unit* eu) override;
 
-  const char* name() const override {
-    return "tcpactor.transport";
-  }
+  const char* name() const override { return "tcpactor.transport"; }
 
   // -- properties (fixed once open) -------------------------------------------
 
@@ -86,7 +84,6 @@ public:
   /// Sets who receives `bytes`, `error` and `closed`. With `quit_after`,
   /// `(quit_atom)` follows `closed` (for connection actors we spawned).
   void set_target(caf::strong_actor_ptr target, bool quit_after);
-
 
   // -- commands (any thread) --------------------------------------------------
 
@@ -204,12 +201,12 @@ private:
   };
 
   mutable std::mutex mtx_;
-  bool finished_ = false;     // finish() ran: start() must not wait for it
-  bool writable_ = true;      // false once closing: writes are refused
-  bool connected_ = false;    // direct sends allowed
-  bool write_armed_ = false;  // the loop owns flushing the queue
-  bool read_paused_ = false;  // the reader stopped for flow control
-  bool eof_pending_ = false;  // peer sent FIN; close once replies are done
+  bool finished_ = false;    // finish() ran: start() must not wait for it
+  bool writable_ = true;     // false once closing: writes are refused
+  bool connected_ = false;   // direct sends allowed
+  bool write_armed_ = false; // the loop owns flushing the queue
+  bool read_paused_ = false; // the reader stopped for flow control
+  bool eof_pending_ = false; // peer sent FIN; close once replies are done
   std::deque<bytes> wq_;
   std::size_t wq_offset_ = 0; // bytes of wq_.front() already written
   std::size_t wq_bytes_ = 0;

@@ -127,15 +127,15 @@ void transport::request_done(uint64_t request_id) {
 }
 
 bool transport::must_pause_locked() const noexcept {
-  return pending_bytes_ >= cfg_.max_unprocessed_bytes
-         || pending_.size() >= cfg_.max_unprocessed_chunks
-         || wq_bytes_ > cfg_.write_high_watermark;
+  return pending_bytes_ >= cfg_.max_unprocessed_bytes ||
+         pending_.size() >= cfg_.max_unprocessed_chunks ||
+         wq_bytes_ > cfg_.write_high_watermark;
 }
 
 bool transport::may_resume_locked() const noexcept {
-  return pending_bytes_ <= cfg_.max_unprocessed_bytes / 2
-         && pending_.size() <= cfg_.max_unprocessed_chunks / 2
-         && wq_bytes_ <= cfg_.write_low_watermark;
+  return pending_bytes_ <= cfg_.max_unprocessed_bytes / 2 &&
+         pending_.size() <= cfg_.max_unprocessed_chunks / 2 &&
+         wq_bytes_ <= cfg_.write_low_watermark;
 }
 
 } // namespace tcpactor

@@ -60,9 +60,9 @@ bool transport::write(const bytes& data, caf::strong_actor_ptr ack_to,
     respond(x.to, x.mid, caf::message{});
   if (overflow) {
     abort(make_error(errc::write_overflow,
-                     peer_ + ": more than "
-                       + std::to_string(cfg_.write_queue_limit)
-                       + " bytes queued for a peer that does not read"));
+                     peer_ + ": more than " +
+                         std::to_string(cfg_.write_queue_limit) +
+                         " bytes queued for a peer that does not read"));
     return false;
   }
   if (err != 0)

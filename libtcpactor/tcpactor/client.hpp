@@ -35,8 +35,7 @@ caf::expected<client_actor> spawn_client(runtime& rt, client_config cfg,
 class blocking_client {
 public:
   /// Connects within `cfg.connect_timeout`, or returns why not.
-  static caf::expected<blocking_client> connect(runtime& rt,
-                                                client_config cfg);
+  static caf::expected<blocking_client> connect(runtime& rt, client_config cfg);
 
   blocking_client(blocking_client&&) noexcept;
   blocking_client& operator=(blocking_client&&) noexcept;

@@ -28,15 +28,16 @@ using service = service_actor::behavior_type;
 
 /// Handle to a connection actor. Besides the service's messages, any actor
 /// holding it may send `(write_atom, bytes)` and `(close_atom)`.
-using connection_actor = service_actor::extend<
-  caf::reacts_to<write_atom, bytes>, caf::reacts_to<close_atom>>;
+using connection_actor =
+    service_actor::extend<caf::reacts_to<write_atom, bytes>,
+                          caf::reacts_to<close_atom>>;
 
 /// Called once per accepted connection, inside the new connection actor (on a
 /// scheduler thread, never an I/O thread), before any byte is delivered. It
 /// runs concurrently for different connections. An error closes the
 /// connection at once and is reported by the listener.
 using connect_handler = std::function<caf::expected<service>(
-  caf::event_based_actor* self, const caller& conn)>;
+    caf::event_based_actor* self, const caller& conn)>;
 
 /// A service that writes every chunk back.
 service echo_service();

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iosfwd>
 #include <string>
 
 #include <caf/atom.hpp>
@@ -53,6 +54,9 @@ constexpr caf::atom_value error_category = caf::atom("tcpactor");
 
 /// Returns the enum name, e.g. "connect_timeout".
 std::string to_string(errc x);
+
+/// Prints the enum name (for logs and test frameworks).
+std::ostream& operator<<(std::ostream& out, errc x);
 
 /// Makes an error without context.
 caf::error make_error(errc x);

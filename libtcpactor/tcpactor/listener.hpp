@@ -59,8 +59,8 @@ struct connection_event {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, connection_event& x) {
   auto k = static_cast<uint8_t>(x.kind);
-  return f(caf::meta::type_name("tcpactor::connection_event"), k, x.id,
-           x.peer, x.reason);
+  return f(caf::meta::type_name("tcpactor::connection_event"), k, x.id, x.peer,
+           x.reason);
 }
 
 std::string to_string(connection_event::kind_t x);
@@ -74,17 +74,18 @@ std::string to_string(connection_event::kind_t x);
 /// - `immediate_stop_atom`: stop accepting and close every connection.
 /// - `stats_atom`: replies with `listener_stats`.
 /// Killing the listener actor (an exit message) is an immediate stop.
-using listener_actor = caf::typed_actor<
-  caf::replies_to<start_atom>::with<uint16_t>,
-  caf::reacts_to<graceful_stop_atom>, caf::reacts_to<immediate_stop_atom>,
-  caf::replies_to<stats_atom>::with<listener_stats>>;
+using listener_actor =
+    caf::typed_actor<caf::replies_to<start_atom>::with<uint16_t>,
+                     caf::reacts_to<graceful_stop_atom>,
+                     caf::reacts_to<immediate_stop_atom>,
+                     caf::replies_to<stats_atom>::with<listener_stats>>;
 
 /// A started listener: its actor and where it is bound.
 class listener {
 public:
   listener() = default;
   listener(listener_actor handle, std::string host, uint16_t port)
-    : handle_(std::move(handle)), host_(std::move(host)), port_(port) {
+      : handle_(std::move(handle)), host_(std::move(host)), port_(port) {
     // nop
   }
 

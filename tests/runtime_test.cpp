@@ -1,0 +1,113 @@
+#include "tcpactor/runtime.hpp"
+
+#include <atomic>
+#include <future>
+#include <vector>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "fixtures.hpp"
+
+using namespace tcpactor;
+using namespace tcpactor::test;
+
+BOOST_FIXTURE_TEST_SUITE(runtime_tests, runtime_fixture)
+
+BOOST_AUTO_TEST_CASE(runtime_rejects_bad_io_thread_count) {
+  runtime_config rc;
+  rc.io_threads = 5000;
+  auto res = runtime::make(sys, rc);
+  BOOST_TEST_REQUIRE(!res);
+  BOOST_TEST(kind(res.error()) == errc::invalid_config);
+  BOOST_TEST(describe(res.error()).find("runtime.io_threads") !=
+             std::string::npos);
+}
+
+// Regression: a connection actor that quit after the runtime was gone
+// posted to a destroyed I/O loop (segfault at daemon exit under load).
+BOOST_AUTO_TEST_CASE(connection_actors_may_quit_after_the_runtime_is_gone) {
+  constexpr int n = 8;
+  std::promise<void> release;
+  auto gate = release.get_future().share();
+  auto closed = std::make_shared<std::atomic<int>>(0);
+  auto l = listen([gate, closed](caf::event_based_actor*,
+                                 const caller&) -> caf::expected<service> {
+    return service{
+        [](const bytes& in) { return in; },
+        [](error_atom, const caf::error&) {},
+        [gate, closed](closed_atom) {
+          ++*closed;
+          // Hold the actor until the runtime is destroyed.
+          gate.wait();
+        },
+    };
+  });
+  std::vector<blocking_client> clients;
+  for (int i = 0; i < n; ++i) {
+    clients.emplace_back(connect(l.port()));
+    BOOST_TEST_REQUIRE(!clients.back().write_bytes(bytes{"x"}));
+    BOOST_TEST_REQUIRE(read_exactly(clients.back(), 1) == "x");
+  }
+  BOOST_TEST(rt->open_connections() == 2u * n);
+  rt.reset();
+  release.set_value();
+  // ~actor_system (in the fixture) now waits for the actors to quit.
+  for (auto& c : clients) {
+    auto r = c.read_bytes(1s);
+    BOOST_TEST(!r);
+  }
+}
+
+// Shutdown stops accepting, then lets each connection flush what it queued
+// (bounded by close_timeout) instead of cutting it off.
+BOOST_AUTO_TEST_CASE(shutdown_flushes_queued_writes) {
+  constexpr std::size_t payload = 8 * 1024 * 1024;
+  auto queued = std::make_shared<std::promise<void>>();
+  auto l = listen([queued](caf::event_based_actor*,
+                           const caller& conn) -> caf::expected<service> {
+    return service{
+        [conn, queued](const bytes&) {
+          // Far more than the socket buffers hold: most of it stays queued.
+          conn.write(bytes::make(payload, [](char* p) {
+            for (std::size_t i = 0; i < payload; ++i)
+              p[i] = static_cast<char>('a' + i % 26);
+          }));
+          queued->set_value();
+          return bytes{};
+        },
+        [](error_atom, const caf::error&) {},
+        [](closed_atom) {},
+    };
+  });
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  BOOST_TEST_REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(l.port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  BOOST_TEST_REQUIRE(
+      ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  BOOST_TEST_REQUIRE(::send(fd, "x", 1, 0) == 1);
+  queued->get_future().wait();
+  auto stopper = std::async(std::launch::async, [this] { rt->shutdown(); });
+  std::size_t total = 0;
+  bool intact = true;
+  char buf[65536];
+  for (;;) {
+    auto n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0)
+      break;
+    for (ssize_t i = 0; i < n; ++i)
+      intact = intact && buf[i] == static_cast<char>('a' + (total + i) % 26);
+    total += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  stopper.get();
+  BOOST_TEST(total == payload);
+  BOOST_TEST(intact);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
