@@ -1,0 +1,63 @@
+# The install_consumer test: installs the build tree into a scratch prefix,
+# then configures, builds and runs tests/consumer against it, the way a user
+# would. Any failing step fails the test.
+#
+#   cmake -DBUILD_DIR=<tcpactor build> -DWORK_DIR=<scratch dir>
+#         [-DCXX_COMPILER=...] [-DCXX_FLAGS=...] [-DBUILD_TYPE=...]
+#         -P tests/consumer/run.cmake
+
+cmake_minimum_required(VERSION 3.16)
+
+foreach(var BUILD_DIR WORK_DIR)
+  if(NOT ${var})
+    message(FATAL_ERROR "run.cmake: -D${var}=... is required")
+  endif()
+endforeach()
+get_filename_component(source_dir "${CMAKE_CURRENT_LIST_DIR}" ABSOLUTE)
+set(prefix "${WORK_DIR}/prefix")
+set(consumer_build "${WORK_DIR}/build")
+if(NOT BUILD_TYPE)
+  set(BUILD_TYPE Release)
+endif()
+
+function(step name)
+  message(STATUS "install_consumer: ${name}")
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "install_consumer: '${name}' failed (${rc})")
+  endif()
+endfunction()
+
+# Start clean: a stale prefix or cache could hide a missing install rule.
+file(REMOVE_RECURSE "${prefix}" "${consumer_build}")
+
+step("install" "${CMAKE_COMMAND}" --install "${BUILD_DIR}" --prefix "${prefix}")
+
+foreach(f include/tcpactor/all.hpp bin/tcpactor-echo)
+  if(NOT EXISTS "${prefix}/${f}")
+    message(FATAL_ERROR "install_consumer: ${prefix}/${f} was not installed")
+  endif()
+endforeach()
+file(GLOB config "${prefix}/lib*/cmake/tcpactor/tcpactorConfig.cmake")
+if(NOT config)
+  message(FATAL_ERROR "install_consumer: no tcpactorConfig.cmake in ${prefix}")
+endif()
+# The private transport headers must stay private.
+file(GLOB_RECURSE leaked "${prefix}/include/*asio*" "${prefix}/include/*transport*")
+if(leaked)
+  message(FATAL_ERROR "install_consumer: private headers installed: ${leaked}")
+endif()
+
+set(configure_args -S "${source_dir}" -B "${consumer_build}"
+    "-DCMAKE_PREFIX_PATH=${prefix}" "-DCMAKE_BUILD_TYPE=${BUILD_TYPE}")
+if(CXX_COMPILER)
+  list(APPEND configure_args "-DCMAKE_CXX_COMPILER=${CXX_COMPILER}")
+endif()
+if(CXX_FLAGS)
+  # Sanitizer builds: the consumer links an instrumented libtcpactor.
+  list(APPEND configure_args "-DCMAKE_CXX_FLAGS=${CXX_FLAGS}")
+endif()
+step("configure consumer" "${CMAKE_COMMAND}" ${configure_args})
+step("build consumer" "${CMAKE_COMMAND}" --build "${consumer_build}")
+step("run consumer" "${consumer_build}/tcpactor-consumer")
+message(STATUS "install_consumer: ok")
