@@ -249,8 +249,11 @@ BOOST_AUTO_TEST_CASE(no_fd_leak_after_10000_connect_close_cycles) {
 }
 
 BOOST_AUTO_TEST_CASE(shutdown_with_a_peer_that_never_reads_is_bounded) {
+  // Shutdown closes gracefully: each connection may flush for up to its
+  // close_timeout, and a peer that never reads cannot stretch that.
+  constexpr auto close_timeout = 500ms;
   listener_config lc;
-  lc.connection.close_timeout = 2s;
+  lc.connection.close_timeout = close_timeout;
   auto hook = [](caf::event_based_actor*, const caller& c,
                  const bytes& in) -> bytes {
     if (in.view() == "flood" || in.view() == "drain") {
@@ -281,18 +284,25 @@ BOOST_AUTO_TEST_CASE(shutdown_with_a_peer_that_never_reads_is_bounded) {
   auto t0 = steady::now();
   rt->shutdown();
   auto ms = millis_since(t0);
-  BOOST_TEST(ms < 2000.0, "shutdown took " << ms << " ms, close_timeout 2000");
+  BOOST_TEST(ms < close_timeout.count() + 1500.0,
+             "shutdown took " << ms << " ms, close_timeout "
+                              << close_timeout.count() << " ms");
   BOOST_TEST(rt->open_connections() == 0u);
   BOOST_TEST_MESSAGE("runtime shutdown with 3 open connections (16 MiB "
                      "unread) took "
                      << ms << " ms");
   BOOST_TEST_REQUIRE(log.collect_exits(self, 3), "exits: " << log.exits);
+  std::size_t cut = 0;
   for (auto& [id, evs] : log.by_id) {
     auto broken = log.check(id);
     BOOST_TEST(broken.empty(), broken);
     auto k = log.error_kind(id);
-    BOOST_TEST((k == errc::shutdown), log.render(id));
+    BOOST_TEST((k == errc{} || k == errc::write_timeout || k == errc::shutdown),
+               log.render(id));
+    cut += k != errc{} ? 1 : 0;
   }
+  // The two with megabytes unread cannot have closed cleanly.
+  BOOST_TEST(cut >= 2u, "connections closed with an error: " << cut);
   // Every peer sees its socket close.
   for (auto* s : {&flood, &drain, &idle}) {
     auto r = read_to_end(*s);
