@@ -53,7 +53,14 @@ std::string_view trim(std::string_view str) {
 }
 
 std::string in_quotes(std::string_view str) {
-  return "'" + std::string{str} + "'";
+  // Not "'" + std::string{str} + "'": at -O3 GCC 12 reports a false
+  // -Wrestrict overlap in operator+(const char*, string&&) (GCC bug 105329).
+  std::string out;
+  out.reserve(str.size() + 2);
+  out += '\'';
+  out += str;
+  out += '\'';
+  return out;
 }
 
 // -- value parsers: each returns why the value is bad, or "" -----------------
