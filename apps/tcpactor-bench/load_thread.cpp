@@ -1,0 +1,427 @@
+#include "load_thread.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include <arpa/inet.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+namespace tcpactor_bench {
+
+namespace {
+
+/// Connects one thread keeps in flight while it opens its connections:
+/// enough to fill a 1024-entry accept queue quickly without overflowing it.
+constexpr std::size_t max_connecting = 256;
+
+constexpr std::size_t read_size = 64 * 1024;
+
+constexpr int max_events = 256;
+
+/// How long epoll_wait sleeps when nothing happens, so the thread notices a
+/// phase change soon.
+constexpr int idle_wait_ms = 20;
+
+double seconds_since(clock_type::time_point t) {
+  return std::chrono::duration<double>(clock_type::now() - t).count();
+}
+
+} // namespace
+
+pattern::pattern() : bytes(period + slice) {
+  uint64_t x = 0x9e3779b97f4a7c15ULL;
+  for (std::size_t i = 0; i < period; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    bytes[i] = static_cast<unsigned char>(x >> 24);
+  }
+  // A slice that starts near the end continues with the period's start.
+  std::copy_n(bytes.begin(), slice, bytes.begin() + period);
+}
+
+load_thread::load_thread(const options& opts, const target& dst,
+                         const pattern& pat, control& ctl,
+                         std::size_t first_conn, std::size_t conn_count)
+    : opts_(opts), dst_(dst), pat_(pat), ctl_(ctl), first_conn_(first_conn),
+      conns_(conn_count), rbuf_(read_size) {
+  for (std::size_t i = 0; i < conn_count; ++i)
+    conns_[i].base = ((first_conn + i) * 104'729) % pattern::period;
+  epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epfd_ < 0)
+    throw std::runtime_error(std::string{"epoll_create1: "} +
+                             std::strerror(errno));
+}
+
+load_thread::~load_thread() {
+  for (auto& c : conns_)
+    close_conn(c);
+  if (epfd_ >= 0)
+    ::close(epfd_);
+}
+
+// -- I/O: the TLS extension point --------------------------------------------
+
+ssize_t load_thread::io_write(conn& c, const unsigned char* buf,
+                              std::size_t len) {
+  return ::send(c.fd, buf, len, MSG_NOSIGNAL);
+}
+
+ssize_t load_thread::io_read(conn& c, unsigned char* buf, std::size_t len) {
+  return ::recv(c.fd, buf, len, 0);
+}
+
+// -- the loop
+// ------------------------------------------------------------------
+
+void load_thread::run() {
+  auto setup_start = clock_type::now();
+  auto setup_limit = 10.0 + static_cast<double>(conns_.size()) / 2000.0;
+  bool setup_done = false;
+  bool check_started = false;
+  if (opts_.mode == bench_mode::connect) {
+    // Connect mode has no setup: its slots open their first connection as
+    // soon as the warm-up starts.
+    for (std::size_t i = 0; i < conns_.size(); ++i)
+      idle_slots_.push_back(i);
+    setup_done = true;
+    ctl_.ready.fetch_add(1);
+  } else {
+    pending_ = conns_.size();
+  }
+  epoll_event events[max_events];
+  for (;;) {
+    phase_ = ctl_.now.load(std::memory_order_acquire);
+    if (phase_ == phase::done)
+      break;
+    if (!setup_done) {
+      refill_setup();
+      if (pending_ == 0 || seconds_since(setup_start) > setup_limit) {
+        for (auto& c : conns_) {
+          if (c.state == conn_state::connecting)
+            fail(c, "connect", "no answer within the setup time");
+          else if (c.state == conn_state::idle)
+            fail(c, "connect", "not attempted within the setup time");
+        }
+        setup_done = true;
+        setup_seconds = seconds_since(setup_start);
+        ctl_.ready.fetch_add(1);
+      }
+    }
+    if (phase_ == phase::check && !check_started) {
+      check_started = true;
+      start_check();
+    }
+    if (opts_.mode == bench_mode::connect &&
+        (phase_ == phase::warmup || phase_ == phase::measure)) {
+      // Reopen here, not from the handlers: a connect that fails at once
+      // must not recurse into the next one.
+      auto slots = std::move(idle_slots_);
+      idle_slots_.clear();
+      for (auto i : slots)
+        open_conn(i);
+    }
+    int timeout = idle_slots_.empty() ? idle_wait_ms : 0;
+    int n = epoll_wait(epfd_, events, max_events, timeout);
+    if (n < 0 && errno != EINTR)
+      throw std::runtime_error(std::string{"epoll_wait: "} +
+                               std::strerror(errno));
+    for (int k = 0; k < n; ++k) {
+      auto i = static_cast<std::size_t>(events[k].data.u64 & 0xffffffffu);
+      auto gen = static_cast<uint32_t>(events[k].data.u64 >> 32);
+      if (conns_[i].fd < 0 || conns_[i].gen != gen)
+        continue; // the socket this event was for is gone
+      on_event(i, events[k].events);
+    }
+  }
+  if (check_started) {
+    for (auto& c : conns_)
+      if (c.state == conn_state::open) {
+        error_kinds["check: no echo before the deadline"]++;
+        bump(stats.errors);
+      }
+  }
+  for (auto& c : conns_)
+    close_conn(c);
+}
+
+void load_thread::refill_setup() {
+  while (next_open_ < conns_.size() && connecting_ < max_connecting)
+    open_conn(next_open_++);
+}
+
+void load_thread::start_check() {
+  std::vector<std::size_t> open;
+  for (std::size_t i = 0; i < conns_.size(); ++i)
+    if (conns_[i].state == conn_state::open)
+      open.push_back(i);
+  // Count first: a write that fails below decrements pending_.
+  pending_ = open.size();
+  checking_ = true;
+  for (auto i : open)
+    if (conns_[i].state == conn_state::open)
+      start_message(conns_[i]);
+  if (pending_ == 0)
+    report_checked();
+}
+
+void load_thread::report_checked() {
+  if (checked_reported_)
+    return;
+  checked_reported_ = true;
+  ctl_.checked.fetch_add(1);
+}
+
+// -- connections
+// ----------------------------------------------------------------
+
+bool load_thread::open_conn(std::size_t i) {
+  auto& c = conns_[i];
+  ++c.gen;
+  c.sent = c.received = c.goal = 0;
+  c.started = clock_type::now();
+  c.fd = ::socket(dst_.addr.ss_family,
+                  SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  c.state = conn_state::connecting;
+  if (c.fd < 0) {
+    fail(c, "socket", errno);
+    return false;
+  }
+  ++connecting_;
+  int one = 1;
+  setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (dst_.ipv4_loopback && opts_.local_addrs > 1) {
+    // Pick the port at connect() time, per 4-tuple, not at bind() time:
+    // otherwise every source address still shares one port range.
+    setsockopt(c.fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+    sockaddr_in src{};
+    src.sin_family = AF_INET;
+    auto host = 1 + (next_source_++ % opts_.local_addrs);
+    src.sin_addr.s_addr = htonl((127u << 24) | static_cast<uint32_t>(host));
+    if (::bind(c.fd, reinterpret_cast<sockaddr*>(&src), sizeof(src)) != 0) {
+      fail(c, "bind", errno);
+      return false;
+    }
+  }
+  epoll_event ev{};
+  ev.events = EPOLLOUT;
+  ev.data.u64 = tag(i);
+  c.events = EPOLLOUT;
+  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, c.fd, &ev) != 0) {
+    fail(c, "epoll_ctl", errno);
+    return false;
+  }
+  if (::connect(c.fd, reinterpret_cast<const sockaddr*>(&dst_.addr),
+                dst_.len) == 0) {
+    on_connected(i);
+    return true;
+  }
+  if (errno != EINPROGRESS) {
+    fail(c, "connect", errno);
+    return false;
+  }
+  return true;
+}
+
+void load_thread::close_conn(conn& c) {
+  if (c.fd < 0)
+    return;
+  ::close(c.fd); // also leaves the epoll set: we never dup the fd
+  c.fd = -1;
+  c.events = 0;
+  if (c.state == conn_state::open || c.state == conn_state::checked)
+    stats.open.store(stats.open.load(std::memory_order_relaxed) - 1,
+                     std::memory_order_relaxed);
+}
+
+void load_thread::fail(conn& c, const std::string& what, int err) {
+  fail(c, what, std::string{std::strerror(err)});
+}
+
+void load_thread::fail(conn& c, const std::string& what,
+                       const std::string& why) {
+  auto was = c.state;
+  if (was == conn_state::connecting && c.fd >= 0)
+    --connecting_;
+  close_conn(c);
+  c.state = conn_state::failed;
+  if (phase_ == phase::done)
+    return; // closing anyway: not an error of the server
+  error_kinds[what + ": " + why]++;
+  bump(stats.errors);
+  auto i = static_cast<std::size_t>(&c - conns_.data());
+  switch (opts_.mode) {
+    case bench_mode::connect:
+      c.state = conn_state::idle;
+      idle_slots_.push_back(i);
+      break;
+    case bench_mode::hold:
+      if (checking_ && was == conn_state::open && --pending_ == 0)
+        report_checked();
+      [[fallthrough]];
+    default:
+      if (!checking_ &&
+          (was == conn_state::connecting || was == conn_state::idle))
+        --pending_;
+  }
+}
+
+void load_thread::set_events(conn& c, uint32_t events) {
+  if (c.events == events)
+    return;
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.u64 = tag(static_cast<std::size_t>(&c - conns_.data()));
+  if (epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev) != 0)
+    return fail(c, "epoll_ctl", errno);
+  c.events = events;
+}
+
+void load_thread::on_event(std::size_t i, uint32_t events) {
+  auto& c = conns_[i];
+  auto gen = c.gen;
+  if (c.state == conn_state::connecting) {
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+      err = errno;
+    if (err != 0)
+      return fail(c, "connect", err);
+    if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+      on_connected(i);
+    return;
+  }
+  if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+    on_readable(i);
+  if ((events & EPOLLOUT) && c.fd >= 0 && c.gen == gen)
+    flush(c);
+}
+
+void load_thread::on_connected(std::size_t i) {
+  auto& c = conns_[i];
+  --connecting_;
+  c.state = conn_state::open;
+  bump(stats.connects);
+  bump(stats.open);
+  if (opts_.mode != bench_mode::connect && !checking_ && pending_ > 0)
+    --pending_;
+  switch (opts_.mode) {
+    case bench_mode::pingpong:
+    case bench_mode::connect:
+      start_message(c);
+      break;
+    case bench_mode::stream:
+      flush(c);
+      break;
+    case bench_mode::hold:
+      set_events(c, EPOLLIN); // an early close or stray byte is an error
+      break;
+  }
+}
+
+void load_thread::start_message(conn& c) {
+  c.goal = c.sent + opts_.size;
+  if (opts_.mode != bench_mode::connect) // connect: times the whole loop
+    c.started = clock_type::now();
+  flush(c);
+}
+
+bool load_thread::flush(conn& c) {
+  for (;;) {
+    std::size_t len = 0;
+    if (opts_.mode == bench_mode::stream) {
+      auto in_flight = c.sent - c.received;
+      if (in_flight >= opts_.window)
+        break;
+      len = std::min<uint64_t>(opts_.size, opts_.window - in_flight);
+    } else {
+      if (c.sent >= c.goal)
+        break;
+      len = c.goal - c.sent;
+    }
+    len = std::min(len, pattern::slice);
+    auto off = (c.base + c.sent) % pattern::period;
+    auto n = io_write(c, pat_.bytes.data() + off, len);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        set_events(c, EPOLLIN | EPOLLOUT);
+        return c.fd >= 0;
+      }
+      fail(c, "write", errno);
+      return false;
+    }
+    c.sent += static_cast<uint64_t>(n);
+    if (static_cast<std::size_t>(n) < len) {
+      // The send buffer is full: wait until it drains.
+      set_events(c, EPOLLIN | EPOLLOUT);
+      return c.fd >= 0;
+    }
+  }
+  set_events(c, EPOLLIN);
+  return c.fd >= 0;
+}
+
+void load_thread::on_readable(std::size_t i) {
+  auto& c = conns_[i];
+  auto n = io_read(c, rbuf_.data(), rbuf_.size());
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+      return;
+    return fail(c, "read", errno);
+  }
+  if (n == 0)
+    return fail(c, "read", "the server closed the connection");
+  auto len = static_cast<uint64_t>(n);
+  if (c.received + len > c.sent)
+    return fail(c, "verify", "more bytes came back than were sent");
+  auto off = (c.base + c.received) % pattern::period;
+  if (std::memcmp(rbuf_.data(), pat_.bytes.data() + off, len) != 0)
+    return fail(c, "verify", "echoed bytes differ from those sent");
+  c.received += len;
+  bump(stats.bytes, len);
+  if (opts_.mode == bench_mode::stream) {
+    flush(c);
+    return;
+  }
+  if (c.received == c.goal)
+    on_echo_complete(i);
+}
+
+void load_thread::on_echo_complete(std::size_t i) {
+  auto& c = conns_[i];
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                clock_type::now() - c.started)
+                .count();
+  bump(stats.messages);
+  switch (opts_.mode) {
+    case bench_mode::pingpong:
+      if (phase_ == phase::measure)
+        latency.record(static_cast<uint64_t>(ns));
+      start_message(c);
+      break;
+    case bench_mode::connect:
+      if (phase_ == phase::measure)
+        latency.record(static_cast<uint64_t>(ns));
+      bump(stats.completed);
+      close_conn(c);
+      c.state = conn_state::idle;
+      idle_slots_.push_back(i);
+      break;
+    case bench_mode::hold:
+      latency.record(static_cast<uint64_t>(ns));
+      c.state = conn_state::checked;
+      if (--pending_ == 0)
+        report_checked();
+      break;
+    case bench_mode::stream:
+      break;
+  }
+}
+
+} // namespace tcpactor_bench

@@ -1,0 +1,149 @@
+#pragma once
+
+// One client thread: its own epoll loop driving its share of the
+// connections in one mode. The main thread steers all of them through a
+// `control` and reads their `counters` for progress and the summary.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "histogram.hpp"
+#include "options.hpp"
+
+namespace tcpactor_bench {
+
+using clock_type = std::chrono::steady_clock;
+
+/// Where the whole run stands; only the main thread moves it, forward only.
+enum class phase : int {
+  setup,   // opening connections (pingpong, stream and hold)
+  warmup,  // traffic, left out of the figures
+  measure, // traffic, counted
+  hold,    // hold mode: connections idle
+  check,   // hold mode: one echo per connection
+  done,    // stop and close everything
+};
+
+/// Shared between the main thread and every load thread.
+struct control {
+  std::atomic<phase> now{phase::setup};
+  /// Load threads that finished setup (or, in hold mode, the check).
+  std::atomic<std::size_t> ready{0};
+  std::atomic<std::size_t> checked{0};
+};
+
+/// Counters one load thread writes and others read. Single writer: the
+/// owner bumps them with a relaxed load and store, not a locked add.
+struct counters {
+  std::atomic<uint64_t> messages{0};
+  std::atomic<uint64_t> bytes{0};     // echoed bytes received
+  std::atomic<uint64_t> connects{0};  // connections established
+  std::atomic<uint64_t> completed{0}; // connect mode: full loops
+  std::atomic<uint64_t> errors{0};
+  std::atomic<uint64_t> open{0}; // connections open right now
+};
+
+/// The server address, resolved once by main.
+struct target {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  bool ipv4_loopback = false;
+};
+
+/// The pattern every connection sends: pseudo-random bytes, long enough that
+/// any slice of up to `slice` bytes starting below `period` is contiguous.
+struct pattern {
+  static constexpr std::size_t period = 1'048'573; // odd, not a power of 2
+  static constexpr std::size_t slice = 256 * 1024;
+  std::vector<unsigned char> bytes;
+  pattern();
+};
+
+class load_thread {
+public:
+  load_thread(const options& opts, const target& dst, const pattern& pat,
+              control& ctl, std::size_t first_conn, std::size_t conn_count);
+
+  load_thread(const load_thread&) = delete;
+  load_thread& operator=(const load_thread&) = delete;
+  ~load_thread();
+
+  /// Runs until the control says `done`.
+  void run();
+
+  counters stats;
+  /// Latency samples taken during `measure` (hold mode: during `check`).
+  histogram latency;
+  /// "what: why" -> count, e.g. "connect: Connection refused" -> 3.
+  std::map<std::string, uint64_t> error_kinds;
+  /// Wall time the setup phase took in this thread, seconds.
+  double setup_seconds = 0;
+
+private:
+  enum class conn_state : uint8_t { idle, connecting, open, checked, failed };
+
+  struct conn {
+    int fd = -1;
+    uint32_t gen = 0; // tells a stale epoll event from the slot's new socket
+    conn_state state = conn_state::idle;
+    uint32_t events = 0;   // the epoll interest set now registered
+    uint64_t sent = 0;     // offset of the next byte to send
+    uint64_t received = 0; // offset of the next echoed byte expected
+    uint64_t goal = 0;     // pingpong/connect/hold: end of this message
+    uint64_t base = 0;     // offset of this connection's stream in pattern
+    clock_type::time_point started;
+  };
+
+  bool open_conn(std::size_t i);
+  void close_conn(conn& c);
+  void fail(conn& c, const std::string& what, int err);
+  void fail(conn& c, const std::string& what, const std::string& why);
+  void set_events(conn& c, uint32_t events);
+  void on_event(std::size_t i, uint32_t events);
+  void on_connected(std::size_t i);
+  void on_readable(std::size_t i);
+  void on_echo_complete(std::size_t i);
+  void start_message(conn& c);
+  bool flush(conn& c);
+  void refill_setup();
+  void start_check();
+  void report_checked();
+  void bump(std::atomic<uint64_t>& x, uint64_t n = 1) {
+    x.store(x.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  uint64_t tag(std::size_t i) const {
+    return (uint64_t{conns_[i].gen} << 32) | i;
+  }
+
+  // TLS extension point (issue 4): every byte to and from the server passes
+  // through these two. A TLS mode keeps an SSL* per conn, adds a handshaking
+  // state between connecting and open, and calls SSL_write/SSL_read here.
+  ssize_t io_write(conn& c, const unsigned char* buf, std::size_t len);
+  ssize_t io_read(conn& c, unsigned char* buf, std::size_t len);
+
+  const options& opts_;
+  const target& dst_;
+  const pattern& pat_;
+  control& ctl_;
+  std::size_t first_conn_;
+  std::vector<conn> conns_;
+  int epfd_ = -1;
+  phase phase_ = phase::setup;
+  std::size_t next_open_ = 0;  // setup: next connection to open
+  std::size_t connecting_ = 0; // connects in flight
+  std::size_t pending_ = 0;    // setup: not yet open or failed; check: unechoed
+  bool checking_ = false;      // hold: the check has started
+  bool checked_reported_ = false;
+  std::vector<std::size_t> idle_slots_; // connect: slots to reopen
+  std::size_t next_source_ = 0;         // round-robin over --local-addrs
+  std::vector<unsigned char> rbuf_;
+};
+
+} // namespace tcpactor_bench

@@ -1,0 +1,261 @@
+#include "options.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <string_view>
+
+namespace tcpactor_bench {
+
+namespace {
+
+constexpr std::size_t max_size = 16 * 1024 * 1024;
+
+std::string in_quotes(std::string_view str) {
+  // Not "'" + std::string{str} + "'": at -O3 GCC 12 reports a false
+  // -Wrestrict overlap in operator+(const char*, string&&) (GCC bug 105329).
+  std::string out;
+  out.reserve(str.size() + 2);
+  out += '\'';
+  out += str;
+  out += '\'';
+  return out;
+}
+
+/// Parses a decimal number with an optional unit from `units`; returns the
+/// number times the unit's factor, or false.
+template <size_t N>
+bool parse_scaled(std::string_view text,
+                  const std::pair<std::string_view, double> (&units)[N],
+                  double& out) {
+  double value = 0;
+  auto last = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), last, value);
+  if (ec != std::errc{} || !std::isfinite(value) || value < 0)
+    return false;
+  std::string_view unit{ptr, static_cast<size_t>(last - ptr)};
+  for (auto& [name, factor] : units) {
+    if (unit == name) {
+      out = value * factor;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string parse_size(std::string_view text, std::size_t min, std::size_t max,
+                       std::size_t& out) {
+  static constexpr std::pair<std::string_view, double> units[] = {
+      {"", 1},        {"B", 1},         {"K", 1024.0},    {"KiB", 1024.0},
+      {"k", 1024.0},  {"M", 1048576},   {"MiB", 1048576}, {"m", 1048576},
+      {"G", 1 << 30}, {"GiB", 1 << 30},
+  };
+  double value = 0;
+  if (!parse_scaled(text, units, value) || value != std::floor(value))
+    return in_quotes(text) + " is not a size (e.g. 64, 16KiB, 1MiB)";
+  if (value < static_cast<double>(min) || value > static_cast<double>(max))
+    return in_quotes(text) + " is out of range " + std::to_string(min) + "-" +
+           std::to_string(max);
+  out = static_cast<std::size_t>(value);
+  return {};
+}
+
+std::string parse_seconds(std::string_view text, double min,
+                          std::chrono::nanoseconds& out) {
+  static constexpr std::pair<std::string_view, double> units[] = {
+      {"", 1},
+      {"s", 1},
+      {"ms", 1e-3},
+      {"min", 60},
+  };
+  double value = 0;
+  if (!parse_scaled(text, units, value))
+    return in_quotes(text) + " is not a duration (e.g. 5, 2.5s, 500ms)";
+  if (value < min || value > 24 * 3600)
+    return in_quotes(text) + " must lie between " + std::to_string(min) +
+           " s and 24 h";
+  out = std::chrono::nanoseconds{static_cast<int64_t>(value * 1e9)};
+  return {};
+}
+
+std::string parse_count(std::string_view text, std::size_t min, std::size_t max,
+                        std::size_t& out) {
+  auto last = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), last, out);
+  if (text.empty() || ec != std::errc{} || ptr != last)
+    return in_quotes(text) + " is not a non-negative integer";
+  if (out < min || out > max)
+    return in_quotes(text) + " is out of range " + std::to_string(min) + "-" +
+           std::to_string(max);
+  return {};
+}
+
+std::string set_option(options& o, std::string_view name,
+                       std::string_view value) {
+  if (name == "host") {
+    if (value.empty())
+      return "must not be empty";
+    o.host = value;
+    return {};
+  }
+  if (name == "port") {
+    std::size_t port = 0;
+    auto err = parse_count(value, 1, 65535, port);
+    o.port = static_cast<uint16_t>(port);
+    return err;
+  }
+  if (name == "mode") {
+    for (auto m : {bench_mode::pingpong, bench_mode::stream,
+                   bench_mode::connect, bench_mode::hold}) {
+      if (value == to_string(m)) {
+        o.mode = m;
+        return {};
+      }
+    }
+    return in_quotes(value) + " is not one of pingpong, stream, connect, hold";
+  }
+  if (name == "connections")
+    return parse_count(value, 1, 1'000'000, o.connections);
+  if (name == "size")
+    return parse_size(value, 1, max_size, o.size);
+  if (name == "window")
+    return parse_size(value, 1, 1 << 30, o.window);
+  if (name == "duration")
+    return parse_seconds(value, 0.1, o.duration);
+  if (name == "warmup")
+    return parse_seconds(value, 0, o.warmup);
+  if (name == "threads")
+    return parse_count(value, 1, 256, o.threads);
+  if (name == "local-addrs")
+    return parse_count(value, 1, 254, o.local_addrs);
+  if (name == "tls")
+    return "TLS: not yet (issue 4 adds it)";
+  return "unknown option (see --help)";
+}
+
+} // namespace
+
+std::string to_string(bench_mode m) {
+  switch (m) {
+    case bench_mode::pingpong:
+      return "pingpong";
+    case bench_mode::stream:
+      return "stream";
+    case bench_mode::connect:
+      return "connect";
+    case bench_mode::hold:
+      return "hold";
+  }
+  return "?";
+}
+
+bool parse(int argc, char** argv, options& out, std::string& err) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg{argv[i]};
+    if (arg == "-h" || arg == "--help") {
+      out.help = true;
+      return true;
+    }
+    if (arg == "--allow-remote") {
+      out.allow_remote = true;
+      continue;
+    }
+    if (arg == "--json-only") {
+      out.json_only = true;
+      continue;
+    }
+    if (arg.substr(0, 2) != "--" || arg.size() == 2) {
+      err = in_quotes(arg) + ": not an option (see --help)";
+      return false;
+    }
+    auto name = arg.substr(2);
+    std::string_view value;
+    if (auto eq = name.find('='); eq != std::string_view::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    } else if (name == "tls") {
+      value = "";
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      err = "--" + std::string{name} + ": missing value";
+      return false;
+    }
+    if (auto why = set_option(out, name, value); !why.empty()) {
+      err = "--" + std::string{name} + ": " + why;
+      return false;
+    }
+  }
+  if (out.port == 0) {
+    err = "--port: required (1-65535)";
+    return false;
+  }
+  if (out.connections == 0)
+    out.connections = out.mode == bench_mode::stream ? 4
+                      : out.mode == bench_mode::hold ? 1000
+                                                     : 50;
+  if (out.size == 0)
+    out.size = out.mode == bench_mode::stream ? 16 * 1024 : 64;
+  if (out.local_addrs == 0)
+    out.local_addrs = out.mode == bench_mode::connect
+                          ? 16
+                          : 1 + (out.connections - 1) / 20'000;
+  if (out.threads > out.connections)
+    out.threads = out.connections;
+  return true;
+}
+
+std::string help_text() {
+  return R"(Usage: tcpactor-bench --port PORT [options]
+
+A load generator for TCP echo servers (tcpactor-echo, bench/epoll_echo or any
+other): plain epoll, no CAF. It runs for a bounded time, stops by itself and
+ends with a summary plus one line "RESULT {json}" for scripts. On a terminal
+it shows progress once a second.
+
+Modes (--mode):
+  pingpong  C connections; each sends S bytes and waits for the whole echo
+            before it sends the next message. Latency: per round trip.
+  stream    C connections push S-byte chunks continuously, at most W bytes in
+            flight per connection; every echoed byte is checked against the
+            pattern sent.
+  connect   C concurrent loops of: connect, echo S bytes, close. Latency: one
+            whole loop. Reports connections/s.
+  hold      opens C connections, holds them idle for --duration, then checks
+            each with one S-byte echo. No warm-up.
+
+Options:
+  --host <addr>         Server address or name. Default: 127.0.0.1.
+  --port <1-65535>      Server port. Required.
+  --mode <mode>         pingpong, stream, connect or hold. Default: pingpong.
+  --connections <n>     C. Default: pingpong 50, stream 4, connect 50,
+                        hold 1000.
+  --size <size>         S, e.g. 64, 16KiB. Default: stream 16KiB, others 64.
+  --window <size>       W, stream mode. Default: 256KiB.
+  --duration <time>     Measured time (hold: idle time), e.g. 5, 500ms.
+                        Default: 5s.
+  --warmup <time>       Traffic before measuring, left out of the figures.
+                        Default: 1s.
+  --threads <n>         Client threads, each with its own epoll loop and a
+                        share of the connections. Default: 1.
+  --local-addrs <n>     Bind connections to source addresses 127.0.0.1..n
+                        (IPv4 loopback servers only), so fast connect churn
+                        and holds beyond ~28k connections do not run out of
+                        ephemeral ports. Default: connect 16, otherwise one
+                        per 20,000 connections.
+  --allow-remote        Allow a server outside 127.0.0.0/8 and ::1. Without
+                        it such an address is refused before any traffic.
+  --json-only           Print only the RESULT line.
+  --tls                 TLS: not yet (issue 4 adds it).
+  -h, --help            Print this text and exit.
+
+Figures: messages/s counts completed echoes (stream: echoed bytes / S); MB/s
+counts echoed bytes received, 1 MB = 10^6 bytes. Errors count every failed
+connect, read, write, early close or wrong byte over the whole run.
+Raises its own RLIMIT_NOFILE to the hard limit.
+
+Exit codes: 0 no errors, 1 the run saw errors, 2 bad option or refused
+address.
+)";
+}
+
+} // namespace tcpactor_bench

@@ -1,0 +1,312 @@
+#!/usr/bin/env bash
+# bench/run.sh: the standard benchmark of issue 3, one command.
+#
+# Builds Release in build-bench/, then for every scenario runs the one-core
+# reference (bench/epoll_echo) and tcpactor-echo back to back, RUNS times
+# each, every measurement against a freshly started server, and prints a
+# markdown table of medians. Load generator and server share the machine;
+# nothing is pinned unless SERVER_CPUS / BENCH_CPUS say so.
+#
+# Environment (defaults in brackets):
+#   RUNS [3; QUICK=1: 1]  pairs per scenario
+#   DURATION [5; QUICK=1: 2] seconds measured (hold: seconds held)
+#   WARMUP [1]            seconds of traffic before measuring
+#   QUICK [0]             1: short smoke run
+#   IO_THREADS [1]        tcpactor-echo --io-threads
+#   SCHED_THREADS [2]     tcpactor-echo --scheduler.max-threads
+#   HOLD_CONNS [10000]    idle connections of the hold scenario
+#   BENCH_THREADS [1]     tcpactor-bench --threads
+#   SCENARIOS [pingpong stream connect hold]
+#   BUILD_DIR [build-bench]  SKIP_BUILD [0]: 1 uses the binaries as built
+#   SERVER_CPUS, BENCH_CPUS  taskset -c lists (empty: no pinning)
+#
+# Exit code: 0 all runs clean, 1 a run failed or reported errors.
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${BUILD_DIR:-$ROOT/build-bench}
+QUICK=${QUICK:-0}
+if [[ $QUICK == 1 ]]; then
+  RUNS=${RUNS:-1}
+  DURATION=${DURATION:-2}
+else
+  RUNS=${RUNS:-3}
+  DURATION=${DURATION:-5}
+fi
+WARMUP=${WARMUP:-1}
+IO_THREADS=${IO_THREADS:-1}
+SCHED_THREADS=${SCHED_THREADS:-2}
+HOLD_CONNS=${HOLD_CONNS:-10000}
+BENCH_THREADS=${BENCH_THREADS:-1}
+SCENARIOS=${SCENARIOS:-pingpong stream connect hold}
+SERVER_CPUS=${SERVER_CPUS:-}
+BENCH_CPUS=${BENCH_CPUS:-}
+
+ECHO_BIN=$BUILD/apps/tcpactor-echo
+EPOLL_BIN=$BUILD/bench/epoll_echo
+BENCH_BIN=$BUILD/apps/tcpactor-bench
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/tcpactor-bench.XXXXXX")
+LOG=$BUILD/bench-last.log
+SERVER_PID=""
+FAILED=0
+
+log() { printf '%s\n' "$*" >&2; }
+
+# Stops the server we started: SIGTERM, then SIGKILL after 15 s.
+stop_server() {
+  [[ -n $SERVER_PID ]] || return 0
+  local pid=$SERVER_PID
+  SERVER_PID=""
+  kill -TERM "$pid" 2>/dev/null || true
+  local i
+  for ((i = 0; i < 150; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "server $pid ignored SIGTERM for 15 s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+  stop_server
+  # A load generator still running (an interrupted hold) goes too.
+  if [[ -n ${BENCH_PID:-} ]]; then
+    kill -TERM "$BENCH_PID" 2>/dev/null || true
+    wait "$BENCH_PID" 2>/dev/null || true
+  fi
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# pinned CPUS CMD...: sets CMD to CMD, prefixed with taskset when CPUS is
+# set. A plain array, not a function: `func &` would make $! a subshell, and
+# SIGTERM would miss the server behind it. taskset execs, keeping the PID.
+pinned() {
+  local cpus=$1
+  shift
+  CMD=()
+  [[ -z $cpus ]] || CMD=(taskset -c "$cpus")
+  CMD+=("$@")
+}
+
+# start_server epoll|tcpactor: sets SERVER_PID and SERVER_PORT.
+start_server() {
+  local out=$TMP/server.out err=$TMP/server.err
+  : >"$out"
+  case $1 in
+    epoll) pinned "$SERVER_CPUS" "$EPOLL_BIN" --port 0 ;;
+    tcpactor)
+      pinned "$SERVER_CPUS" "$ECHO_BIN" --log-level quiet --port 0 \
+        --io-threads "$IO_THREADS" --scheduler.max-threads "$SCHED_THREADS"
+      ;;
+  esac
+  "${CMD[@]}" >"$out" 2>"$err" &
+  SERVER_PID=$!
+  local i line
+  for ((i = 0; i < 200; i++)); do
+    line=$(head -n1 "$out")
+    if [[ $line =~ listening\ on\ .*:([0-9]+)$ ]]; then
+      SERVER_PORT=${BASH_REMATCH[1]}
+      return 0
+    fi
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  log "$1 server did not start: $(cat "$err")"
+  stop_server
+  FAILED=1
+  return 1
+}
+
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+fd_count() { (ls "/proc/$1/fd" 2>/dev/null || true) | wc -l; }
+
+# json_field LINE KEY: a number (or null) from the RESULT line.
+json_field() {
+  sed -n "s/.*\"$2\":\(null\|[-0-9.e+]*\).*/\1/p" <<<"$1"
+}
+
+# measure SCENARIO SERVER: sets VALUE to the scenario's figure, or "-" on
+# failure. Not run in a subshell, so the EXIT trap knows every PID.
+measure() {
+  VALUE=-
+  local scenario=$1 server=$2 args=() key
+  case $scenario in
+    pingpong)
+      args=(--mode pingpong --connections 50 --size 64)
+      key=messages_per_s
+      ;;
+    stream)
+      args=(--mode stream --connections 4 --size 16KiB --window 256KiB)
+      key=mb_per_s
+      ;;
+    connect)
+      args=(--mode connect --connections 50 --size 64)
+      key=connections_per_s
+      ;;
+    hold)
+      args=(--mode hold --connections "$HOLD_CONNS" --size 64)
+      key=held
+      ;;
+  esac
+  start_server "$server" || return 0
+  local out=$TMP/bench.out rss0="" fds0=""
+  if [[ $scenario == hold ]]; then
+    rss0=$(rss_kb "$SERVER_PID")
+    fds0=$(fd_count "$SERVER_PID")
+  fi
+  pinned "$BENCH_CPUS" "$BENCH_BIN" --port "$SERVER_PORT" --json-only \
+    --threads "$BENCH_THREADS" --duration "$DURATION" --warmup "$WARMUP" \
+    "${args[@]}"
+  "${CMD[@]}" >"$out" 2>"$TMP/bench.err" &
+  BENCH_PID=$!
+  local rss1=""
+  if [[ $scenario == hold ]]; then
+    # Sample while every connection is held: the server has accepted them
+    # all once it holds that many more descriptors.
+    while kill -0 "$BENCH_PID" 2>/dev/null; do
+      if (($(fd_count "$SERVER_PID") >= fds0 + HOLD_CONNS)); then
+        sleep 0.5 # let the last accepts settle into their actors
+        rss1=$(rss_kb "$SERVER_PID")
+        break
+      fi
+      sleep 0.1
+    done
+  fi
+  local rc=0
+  wait "$BENCH_PID" || rc=$?
+  BENCH_PID=""
+  stop_server
+  local line
+  line=$(grep '^RESULT ' "$out" || true)
+  echo "$scenario $server $line" >>"$LOG"
+  local errors
+  errors=$(json_field "$line" errors)
+  if [[ -z $line || $rc != 0 || $errors != 0 ]]; then
+    log "  $server: tcpactor-bench exit $rc, errors ${errors:-?}:" \
+      "$(cat "$TMP/bench.err") $(sed -n 's/.*"error_kinds":\({[^}]*}\).*/\1/p' <<<"$line")"
+    FAILED=1
+    return 0
+  fi
+  if [[ $scenario == hold ]]; then
+    if [[ -z $rss1 ]]; then
+      log "  $server: never saw all $HOLD_CONNS connections held"
+      FAILED=1
+      return 0
+    fi
+    # Bytes of user-space RSS per idle connection.
+    VALUE=$(((rss1 - rss0) * 1024 / HOLD_CONNS))
+    return 0
+  fi
+  VALUE=$(json_field "$line" "$key")
+}
+
+median() { # median of the numbers given, "-" if any is "-"
+  printf '%s\n' "$@" | sort -g | awk '
+    $1 == "-" { bad = 1 } { v[NR] = $1 }
+    END {
+      if (bad || NR == 0) { print "-"; exit }
+      if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2
+    }'
+}
+
+fmt() { # fmt VALUE UNIT
+  [[ $1 == - ]] && {
+    echo -
+    return
+  }
+  case $2 in
+    msg/s | conn/s) awk -v x="$1" -v u="$2" 'BEGIN { printf "%.0fk %s", x / 1000, u }' ;;
+    MB/s) awk -v x="$1" 'BEGIN { printf "%.0f MB/s", x }' ;;
+    B) awk -v x="$1" 'BEGIN { if (x >= 1024) printf "%.1f KiB", x / 1024; else printf "%d B", x }' ;;
+  esac
+}
+
+# -- build ----------------------------------------------------------------------
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+  log "building Release in $BUILD"
+  cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
+    -DTCPACTOR_BUILD_TESTS=OFF >"$TMP/cmake.log" 2>&1 ||
+    {
+      cat "$TMP/cmake.log" >&2
+      exit 1
+    }
+  cmake --build "$BUILD" --target tcpactor-echo tcpactor-bench epoll_echo \
+    -j "$(nproc)" >"$TMP/build.log" 2>&1 || {
+    tail -n 50 "$TMP/build.log" >&2
+    exit 1
+  }
+fi
+for bin in "$ECHO_BIN" "$EPOLL_BIN" "$BENCH_BIN"; do
+  [[ -x $bin ]] || {
+    log "missing $bin"
+    exit 1
+  }
+done
+: >"$LOG"
+
+# -- run ------------------------------------------------------------------------
+declare -A label unit
+label[pingpong]="ping-pong, 50 conns, 64 B"
+unit[pingpong]=msg/s
+label[stream]="stream, 4 conns, 16 KiB chunks, 256 KiB window"
+unit[stream]=MB/s
+label[connect]="connect churn, 50 concurrent, 64 B echo"
+unit[connect]=conn/s
+label[hold]="user RSS per idle conn, $HOLD_CONNS held"
+unit[hold]=B
+
+rows=()
+for scenario in $SCENARIOS; do
+  [[ -n ${label[$scenario]:-} ]] || {
+    log "unknown scenario '$scenario'"
+    exit 1
+  }
+  e_vals=() t_vals=() ratios=()
+  for ((r = 1; r <= RUNS; r++)); do
+    measure "$scenario" epoll
+    e=$VALUE
+    measure "$scenario" tcpactor
+    t=$VALUE
+    ratio=-
+    if [[ $e != - && $t != - ]]; then
+      ratio=$(awk -v e="$e" -v t="$t" 'BEGIN { if (e > 0) printf "%.3f", t / e; else print "-" }')
+    fi
+    log "$scenario run $r/$RUNS: epoll $e, tcpactor $t, ratio $ratio"
+    e_vals+=("$e")
+    t_vals+=("$t")
+    ratios+=("$ratio")
+  done
+  em=$(median "${e_vals[@]}")
+  tm=$(median "${t_vals[@]}")
+  rm_=$(median "${ratios[@]}")
+  [[ $rm_ != - ]] && rm_=$(awk -v x="$rm_" 'BEGIN { printf "%.2f", x }')
+  rows+=("| ${label[$scenario]} | $(fmt "$em" "${unit[$scenario]}") | $(fmt "$tm" "${unit[$scenario]}") | $rm_ |")
+done
+
+cat <<EOF
+
+tcpactor bench: $(nproc) cores, $(uname -sr), Release, $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no git")$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo "+dirty"), $(date -u +%Y-%m-%dT%H:%MZ)
+RUNS=$RUNS DURATION=$DURATION WARMUP=$WARMUP IO_THREADS=$IO_THREADS SCHED_THREADS=$SCHED_THREADS BENCH_THREADS=$BENCH_THREADS; medians; load generator on the same machine
+
+| scenario | epoll | tcpactor | ratio |
+|---|---:|---:|---:|
+EOF
+printf '%s\n' "${rows[@]}"
+cat <<EOF
+
+ratio: tcpactor / epoll, the median of the per-pair ratios (each pair run
+back to back). Targets (issue 3): ping-pong >= 0.8, stream >= 0.9, connect
+>= 0.8; idle memory <= 2 KiB per connection (absolute). Raw RESULT lines:
+$LOG
+EOF
+exit "$FAILED"
