@@ -42,8 +42,10 @@ caf::actor spawn_connection(caf::actor_system& sys, caf::strong_actor_ptr tr,
                      ? svc.error()
                      : make_error(errc::rejected,
                                   t->peer() + ": " + describe(svc.error()));
-      t->reject(err);
+      // Count first, close second: a peer that sees the close may already
+      // ask the listener for its stats.
       on_reject(err);
+      t->reject(err);
       return {};
     }
     // Runtime messages live in the default handler, so they keep working

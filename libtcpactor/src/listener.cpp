@@ -160,10 +160,6 @@ public:
   }
 
   void on_failed(const caf::actor_addr&, const caf::error& reason) {
-    {
-      std::lock_guard<std::mutex> guard{mtx_};
-      ++failed_;
-    }
     if (log::enabled(log::level::warning))
       log::write(log::level::warning,
                  "connection actor failed: " + describe(reason));
@@ -263,8 +259,13 @@ private:
       return; // on_reject already reported it
     // The monitor counts actor failures; the event needs id and peer, which
     // only the transport knows.
-    if (k == errc::handler_failed)
+    if (k == errc::handler_failed) {
+      {
+        std::lock_guard<std::mutex> guard{mtx_};
+        ++failed_;
+      }
       emit(connection_event::failed, t.conn_id(), t.peer(), reason);
+    }
     emit(connection_event::closed, t.conn_id(), t.peer(), reason);
   }
 

@@ -27,7 +27,8 @@ struct listener_stats {
   uint64_t accepted = 0;
   /// Connections refused by `on_connect`.
   uint64_t rejected = 0;
-  /// Connections whose actor threw or exited before `closed`.
+  /// Connections closed because their handler failed (threw, exited early,
+  /// or answered a chunk with an error).
   uint64_t failed = 0;
 };
 
@@ -44,7 +45,8 @@ struct connection_event {
     opened,
     /// The connect handler returned an error; the connection was closed.
     rejected,
-    /// The connection actor threw or exited early; the connection was closed.
+    /// The handler failed (threw, exited early, or answered with an error);
+    /// the connection was closed.
     failed,
     /// The connection closed; `reason` is set if it failed.
     closed,
