@@ -57,6 +57,7 @@ public:
   listener_core(runtime::impl& rt, listener_config cfg,
                 connect_handler on_connect, caf::actor observer)
       : rt_(&rt), loop_(&rt.pool.next()), cfg_(std::move(cfg)),
+        conn_cfg_(std::make_shared<const connection_config>(cfg_.connection)),
         on_connect_(
             std::make_shared<const connect_handler>(std::move(on_connect))),
         observer_(std::move(observer)) {
@@ -214,7 +215,7 @@ private:
     }
     std::weak_ptr<listener_core> weak = shared_from_this();
     auto tr = transport::make(
-        *rt_, target, cfg_.connection,
+        *rt_, target, conn_cfg_,
         [weak](transport& t, const caf::error& reason) {
           if (auto core = weak.lock())
             core->on_closed(t, reason);
@@ -272,6 +273,7 @@ private:
   runtime::impl* rt_;
   asio::io_context* loop_;
   listener_config cfg_;
+  std::shared_ptr<const connection_config> conn_cfg_;
   std::shared_ptr<const connect_handler> on_connect_;
   caf::actor observer_;
 

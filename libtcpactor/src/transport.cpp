@@ -22,9 +22,10 @@ std::atomic<connection_id> next_conn_id{0};
 } // namespace
 
 transport::transport(caf::actor_config& cfg, runtime::impl& rt,
-                     asio::io_context& loop, const connection_config& conn_cfg)
-    : caf::monitorable_actor(cfg), rt_(&rt), loop_(&loop), cfg_(conn_cfg),
-      conn_id_(++next_conn_id) {
+                     asio::io_context& loop,
+                     std::shared_ptr<const connection_config> conn_cfg)
+    : caf::monitorable_actor(cfg), rt_(&rt), loop_(&loop),
+      cfg_(std::move(conn_cfg)), conn_id_(++next_conn_id) {
   // nop
 }
 
@@ -33,12 +34,14 @@ transport::~transport() {
 }
 
 caf::strong_actor_ptr transport::make(runtime::impl& rt, asio::io_context& loop,
-                                      const connection_config& conn_cfg,
+                                      std::shared_ptr<const connection_config>
+                                        conn_cfg,
                                       finish_hook on_finish,
                                       std::optional<tcp::socket> sock) {
   caf::actor_config cfg;
   auto ptr = caf::make_actor<transport, caf::strong_actor_ptr>(
-      rt.sys.next_actor_id(), rt.sys.node(), &rt.sys, cfg, rt, loop, conn_cfg);
+      rt.sys.next_actor_id(), rt.sys.node(), &rt.sys, cfg, rt, loop,
+    std::move(conn_cfg));
   auto t = from(ptr);
   t->on_finish_ = std::move(on_finish);
   if (sock)
@@ -109,7 +112,7 @@ void transport::adopt(tcp::socket sock) {
   socket_.emplace(std::move(sock));
   error_code ec;
   socket_->non_blocking(true, ec);
-  if (cfg_.tcp_nodelay)
+  if (cfg_->tcp_nodelay)
     socket_->set_option(tcp::no_delay{true}, ec);
   fill_endpoints();
   state_ = state::open;
@@ -205,7 +208,7 @@ void transport::connect(const client_config& cfg) {
     if (state_ != state::connecting)
       return;
     peer_ = cfg.host + ":" + std::to_string(cfg.port);
-    timer_.emplace(*loop_);
+    timer_ = std::make_unique<asio::steady_timer>(*loop_);
     timer_->expires_after(cfg.connect_timeout);
     timer_->async_wait([this, self = self_ptr(), cfg](error_code ec) {
       if (ec || state_ != state::connecting)
@@ -215,7 +218,7 @@ void transport::connect(const client_config& cfg) {
                             std::to_string(cfg.connect_timeout.count()) +
                             "ms"));
     });
-    resolver_.emplace(*loop_);
+    resolver_ = std::make_unique<tcp::resolver>(*loop_);
     resolver_->async_resolve(
         cfg.host, std::to_string(cfg.port),
         [this, self = self_ptr(), cfg](error_code ec,
@@ -288,7 +291,7 @@ void transport::on_connected() {
   resolver_.reset();
   error_code ec;
   socket_->non_blocking(true, ec);
-  if (cfg_.tcp_nodelay)
+  if (cfg_->tcp_nodelay)
     socket_->set_option(tcp::no_delay{true}, ec);
   fill_endpoints();
   state_ = state::open;
@@ -334,8 +337,8 @@ void transport::begin_close(caf::error reason) {
     return;
   }
   // The writer calls finish() once the queue drains; this bounds the wait.
-  timer_.emplace(*loop_);
-  timer_->expires_after(cfg_.close_timeout);
+  timer_ = std::make_unique<asio::steady_timer>(*loop_);
+  timer_->expires_after(cfg_->close_timeout);
   timer_->async_wait([this, self = self_ptr(), queued](error_code ec) {
     if (ec || state_ != state::closing)
       return;
@@ -350,7 +353,7 @@ void transport::finish(caf::error reason, bool notify_target) {
     return;
   state_ = state::closed;
   reading_ = false;
-  std::deque<ack> acks;
+  ring<ack> acks;
   caf::strong_actor_ptr target;
   bool quit_after;
   {
@@ -364,7 +367,7 @@ void transport::finish(caf::error reason, bool notify_target) {
     connected_ = false;
     wq_.clear();
     wq_bytes_ = 0;
-    acks.swap(acks_);
+    std::swap(acks, acks_);
     pending_.clear();
     pending_bytes_ = 0;
     eof_pending_ = false;
@@ -377,8 +380,8 @@ void transport::finish(caf::error reason, bool notify_target) {
   }
   resolver_.reset();
   timer_.reset();
-  for (auto& x : acks)
-    respond(x.to, x.mid,
+  for (; !acks.empty(); acks.pop_front())
+    respond(acks.front().to, acks.front().mid,
             caf::make_message(make_error(
                 errc::closed, peer_ + ": closed before the write completed")));
   auto tell = [&](caf::message content) {

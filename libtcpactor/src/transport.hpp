@@ -13,6 +13,7 @@
 #include <caf/monitorable_actor.hpp>
 
 #include "asio_glue.hpp"
+#include "ring.hpp"
 #include "runtime_impl.hpp"
 #include "tcpactor/bytes.hpp"
 #include "tcpactor/config.hpp"
@@ -47,7 +48,7 @@ public:
   using finish_hook = std::function<void(transport&, const caf::error&)>;
 
   transport(caf::actor_config& cfg, runtime::impl& rt, asio::io_context& loop,
-            const connection_config& conn_cfg);
+            std::shared_ptr<const connection_config> conn_cfg);
 
   ~transport() override;
 
@@ -55,7 +56,8 @@ public:
   /// `loop`), and only then registers it with the runtime, which may close it
   /// from then on.
   static caf::strong_actor_ptr make(runtime::impl& rt, asio::io_context& loop,
-                                    const connection_config& conn_cfg,
+                                    std::shared_ptr<const connection_config>
+                                      conn_cfg,
                                     finish_hook on_finish = {},
                                     std::optional<tcp::socket> sock = {});
 
@@ -167,7 +169,8 @@ private:
 
   runtime::impl* rt_;
   asio::io_context* loop_;
-  connection_config cfg_;
+  // Shared by all connections of a listener: a copy each would cost 64 bytes.
+  std::shared_ptr<const connection_config> cfg_;
   connection_id conn_id_;
   std::string remote_host_;
   uint16_t remote_port_ = 0;
@@ -180,8 +183,8 @@ private:
 
   state state_ = state::connecting;
   std::optional<tcp::socket> socket_;
-  std::optional<tcp::resolver> resolver_;
-  std::optional<asio::steady_timer> timer_;
+  std::unique_ptr<tcp::resolver> resolver_;
+  std::unique_ptr<asio::steady_timer> timer_; // only while one is needed
   // Set before the loop reads (client: before connect; server: in start()
   // under mtx_), taken by finish() under mtx_.
   caf::strong_actor_ptr target_;
@@ -195,7 +198,7 @@ private:
   // -- shared, guarded by mtx_ ------------------------------------------------
 
   struct ack {
-    uint64_t end; // total bytes queued when this write ends
+    uint64_t end = 0; // total bytes queued when this write ends
     caf::strong_actor_ptr to;
     caf::message_id mid;
   };
@@ -207,13 +210,13 @@ private:
   bool write_armed_ = false; // the loop owns flushing the queue
   bool read_paused_ = false; // the reader stopped for flow control
   bool eof_pending_ = false; // peer sent FIN; close once replies are done
-  std::deque<bytes> wq_;
+  ring<bytes> wq_;
   std::size_t wq_offset_ = 0; // bytes of wq_.front() already written
   std::size_t wq_bytes_ = 0;
   uint64_t queued_total_ = 0;
   uint64_t written_total_ = 0;
-  std::deque<ack> acks_;
-  std::deque<std::pair<uint64_t, std::size_t>> pending_; // request -> size
+  ring<ack> acks_;
+  ring<std::pair<uint64_t, std::size_t>> pending_; // request -> size
   std::size_t pending_bytes_ = 0;
 };
 

@@ -22,10 +22,10 @@ void transport::read_some() {
   // One scratch buffer per I/O thread: an idle connection holds no read
   // buffer, and each chunk is copied once into a buffer of its exact size.
   thread_local std::vector<char> scratch;
-  if (scratch.size() < cfg_.read_chunk)
-    scratch.resize(cfg_.read_chunk);
+  if (scratch.size() < cfg_->read_chunk)
+    scratch.resize(cfg_->read_chunk);
   for (int i = 0; i < max_reads_per_turn; ++i) {
-    auto n = ::recv(fd_, scratch.data(), cfg_.read_chunk, MSG_DONTWAIT);
+    auto n = ::recv(fd_, scratch.data(), cfg_->read_chunk, MSG_DONTWAIT);
     if (n > 0) {
       deliver_chunk(bytes{scratch.data(), static_cast<std::size_t>(n)});
       std::lock_guard<std::mutex> guard{mtx_};
@@ -74,7 +74,7 @@ void transport::deliver_chunk(bytes chunk) {
   auto rid = ++last_request_;
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    pending_.emplace_back(rid, chunk.size());
+    pending_.push_back({rid, chunk.size()});
     pending_bytes_ += chunk.size();
   }
   // A request, so the handler's reply comes back to enqueue() and is written.
@@ -104,10 +104,15 @@ void transport::request_done(uint64_t request_id) {
   bool drained = false;
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    for (auto i = pending_.begin(); i != pending_.end(); ++i) {
-      if (i->first == request_id) {
-        pending_bytes_ -= i->second;
-        pending_.erase(i);
+    // Replies come in order unless a handler answers through a promise, so
+    // the match is almost always the front.
+    for (std::size_t i = 0; i < pending_.size(); ++i) {
+      if (pending_[i].first == request_id) {
+        pending_bytes_ -= pending_[i].second;
+        if (i == 0)
+          pending_.pop_front();
+        else
+          pending_.erase(i);
         break;
       }
     }
@@ -127,15 +132,15 @@ void transport::request_done(uint64_t request_id) {
 }
 
 bool transport::must_pause_locked() const noexcept {
-  return pending_bytes_ >= cfg_.max_unprocessed_bytes ||
-         pending_.size() >= cfg_.max_unprocessed_chunks ||
-         wq_bytes_ > cfg_.write_high_watermark;
+  return pending_bytes_ >= cfg_->max_unprocessed_bytes ||
+         pending_.size() >= cfg_->max_unprocessed_chunks ||
+         wq_bytes_ > cfg_->write_high_watermark;
 }
 
 bool transport::may_resume_locked() const noexcept {
-  return pending_bytes_ <= cfg_.max_unprocessed_bytes / 2 &&
-         pending_.size() <= cfg_.max_unprocessed_chunks / 2 &&
-         wq_bytes_ <= cfg_.write_low_watermark;
+  return pending_bytes_ <= cfg_->max_unprocessed_bytes / 2 &&
+         pending_.size() <= cfg_->max_unprocessed_chunks / 2 &&
+         wq_bytes_ <= cfg_->write_low_watermark;
 }
 
 } // namespace tcpactor

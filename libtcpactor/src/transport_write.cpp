@@ -27,7 +27,7 @@ bool transport::write(const bytes& data, caf::strong_actor_ptr ack_to,
     std::lock_guard<std::mutex> guard{mtx_};
     if (!writable_)
       return false;
-    if (wq_bytes_ + data.size() > cfg_.write_queue_limit) {
+    if (wq_bytes_ + data.size() > cfg_->write_queue_limit) {
       writable_ = false;
       overflow = true;
     } else {
@@ -61,7 +61,7 @@ bool transport::write(const bytes& data, caf::strong_actor_ptr ack_to,
   if (overflow) {
     abort(make_error(errc::write_overflow,
                      peer_ + ": more than " +
-                         std::to_string(cfg_.write_queue_limit) +
+                         std::to_string(cfg_->write_queue_limit) +
                          " bytes queued for a peer that does not read"));
     return false;
   }
@@ -77,9 +77,10 @@ int transport::flush_locked() {
   while (!wq_.empty()) {
     int n = 0;
     auto offset = wq_offset_;
-    for (auto i = wq_.begin(); i != wq_.end() && n < max_iov; ++i, ++n) {
-      iov[n].iov_base = const_cast<char*>(i->data()) + offset;
-      iov[n].iov_len = i->size() - offset;
+    for (std::size_t i = 0; i < wq_.size() && n < max_iov; ++i, ++n) {
+      auto& chunk = wq_[i];
+      iov[n].iov_base = const_cast<char*>(chunk.data()) + offset;
+      iov[n].iov_len = chunk.size() - offset;
       offset = 0;
     }
     msghdr msg{};
