@@ -18,8 +18,8 @@ caf::expected<client_actor> spawn_client(runtime& rt, client_config cfg,
   if (impl.stopping())
     return make_error(errc::shutdown, "runtime is shutting down");
   auto tr = transport::make(
-    impl, impl.pool.next(),
-    std::make_shared<const connection_config>(cfg.connection));
+      impl, impl.pool.next(),
+      std::make_shared<const connection_config>(cfg.connection));
   auto t = transport::from(tr);
   t->set_target(caf::actor_cast<caf::strong_actor_ptr>(owner), false);
   t->connect(cfg);

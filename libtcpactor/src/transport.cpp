@@ -33,15 +33,14 @@ transport::~transport() {
   // finish() ran on the loop and released every Asio object.
 }
 
-caf::strong_actor_ptr transport::make(runtime::impl& rt, asio::io_context& loop,
-                                      std::shared_ptr<const connection_config>
-                                        conn_cfg,
-                                      finish_hook on_finish,
-                                      std::optional<tcp::socket> sock) {
+caf::strong_actor_ptr
+transport::make(runtime::impl& rt, asio::io_context& loop,
+                std::shared_ptr<const connection_config> conn_cfg,
+                finish_hook on_finish, std::optional<tcp::socket> sock) {
   caf::actor_config cfg;
   auto ptr = caf::make_actor<transport, caf::strong_actor_ptr>(
       rt.sys.next_actor_id(), rt.sys.node(), &rt.sys, cfg, rt, loop,
-    std::move(conn_cfg));
+      std::move(conn_cfg));
   auto t = from(ptr);
   t->on_finish_ = std::move(on_finish);
   if (sock)
@@ -110,14 +109,19 @@ void transport::send_to_target(caf::message_id mid, caf::message msg) {
 
 void transport::adopt(tcp::socket sock) {
   socket_.emplace(std::move(sock));
+  prepare_socket();
+  std::lock_guard<std::mutex> guard{mtx_};
+  connected_ = true;
+}
+
+void transport::prepare_socket() {
+  // Errors here only cost speed (Nagle) or are caught by the next syscall.
   error_code ec;
   socket_->non_blocking(true, ec);
   if (cfg_->tcp_nodelay)
     socket_->set_option(tcp::no_delay{true}, ec);
   fill_endpoints();
   state_ = state::open;
-  std::lock_guard<std::mutex> guard{mtx_};
-  connected_ = true;
 }
 
 void transport::fill_endpoints() {
@@ -289,12 +293,7 @@ void transport::on_connected() {
   close_reason_ = caf::error{};
   timer_.reset();
   resolver_.reset();
-  error_code ec;
-  socket_->non_blocking(true, ec);
-  if (cfg_->tcp_nodelay)
-    socket_->set_option(tcp::no_delay{true}, ec);
-  fill_endpoints();
-  state_ = state::open;
+  prepare_socket();
   bool flush = false;
   {
     std::lock_guard<std::mutex> guard{mtx_};

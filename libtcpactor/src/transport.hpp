@@ -55,11 +55,10 @@ public:
   /// Makes a transport, adopts `sock` if given (an accepted socket on
   /// `loop`), and only then registers it with the runtime, which may close it
   /// from then on.
-  static caf::strong_actor_ptr make(runtime::impl& rt, asio::io_context& loop,
-                                    std::shared_ptr<const connection_config>
-                                      conn_cfg,
-                                    finish_hook on_finish = {},
-                                    std::optional<tcp::socket> sock = {});
+  static caf::strong_actor_ptr
+  make(runtime::impl& rt, asio::io_context& loop,
+       std::shared_ptr<const connection_config> conn_cfg,
+       finish_hook on_finish = {}, std::optional<tcp::socket> sock = {});
 
   static transport* from(const caf::strong_actor_ptr& ptr) noexcept {
     return static_cast<transport*>(caf::actor_cast<caf::abstract_actor*>(ptr));
@@ -121,6 +120,8 @@ private:
   void begin_close(caf::error reason);
   void finish(caf::error reason, bool notify_target = true);
   void fill_endpoints();
+  /// Non-blocking, TCP_NODELAY, endpoints known, state open.
+  void prepare_socket();
   void on_connected();
   void try_connect(tcp::resolver::results_type endpoints,
                    tcp::resolver::results_type::iterator pos);
@@ -130,7 +131,8 @@ private:
   void read_some();
   void arm_read();
   void on_eof();
-  void deliver_chunk(bytes chunk);
+  /// Sends one chunk to the target; true if reading must now pause.
+  bool deliver_chunk(bytes chunk);
 
   // -- any thread: write path (transport_write.cpp) ---------------------------
 

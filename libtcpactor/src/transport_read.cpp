@@ -27,11 +27,17 @@ void transport::read_some() {
   for (int i = 0; i < max_reads_per_turn; ++i) {
     auto n = ::recv(fd_, scratch.data(), cfg_->read_chunk, MSG_DONTWAIT);
     if (n > 0) {
-      deliver_chunk(bytes{scratch.data(), static_cast<std::size_t>(n)});
-      std::lock_guard<std::mutex> guard{mtx_};
-      if (must_pause_locked()) {
+      auto len = static_cast<std::size_t>(n);
+      if (deliver_chunk(bytes{scratch.data(), len})) {
         // Whoever brings the counters back below the low marks resumes us.
-        read_paused_ = true;
+        return;
+      }
+      if (len < cfg_->read_chunk) {
+        // A short read drained the socket. Waiting now is safe without the
+        // extra recv() that would say EAGAIN: Asio re-arms the descriptor
+        // with EPOLL_CTL_MOD for every wait, which reports data that is
+        // already there.
+        arm_read();
         return;
       }
       continue;
@@ -43,8 +49,6 @@ void transport::read_some() {
     if (errno == EINTR)
       continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      // Asio's epoll reactor is edge-triggered: wait only after the kernel
-      // said "empty", or a pending readiness edge is lost.
       arm_read();
       return;
     }
@@ -70,12 +74,14 @@ void transport::arm_read() {
                       });
 }
 
-void transport::deliver_chunk(bytes chunk) {
+bool transport::deliver_chunk(bytes chunk) {
   auto rid = ++last_request_;
+  bool pause;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     pending_.push_back({rid, chunk.size()});
     pending_bytes_ += chunk.size();
+    pause = read_paused_ = must_pause_locked();
   }
   // A request, so the handler's reply comes back to enqueue() and is written.
   if (target_)
@@ -83,6 +89,7 @@ void transport::deliver_chunk(bytes chunk) {
                                                caf::make_message_id(rid), {},
                                                std::move(chunk)),
                      nullptr);
+  return pause;
 }
 
 void transport::on_eof() {
