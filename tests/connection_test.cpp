@@ -14,41 +14,6 @@ using namespace tcpactor::test::posix;
 
 namespace {
 
-/// A runtime plus a scoped actor that collects what recording services saw.
-struct connection_fixture : runtime_fixture {
-  connection_fixture() : self(sys) {
-    // nop
-  }
-
-  caf::actor sink() { return caf::actor_cast<caf::actor>(self); }
-
-  listener_stats stats(const listener& l) {
-    listener_stats result;
-    self->request(l.handle(), 5s, stats_atom::value)
-        .receive([&](listener_stats& x) { result = x; },
-                 [&](caf::error& err) {
-                   BOOST_FAIL("stats request failed: " << describe(err));
-                 });
-    return result;
-  }
-
-  /// Polls the listener's counters until `pred` holds or `timeout` passes.
-  template <class Pred>
-  listener_stats await_stats(const listener& l, Pred pred,
-                             std::chrono::milliseconds timeout = 10s) {
-    auto deadline = steady::now() + timeout;
-    auto x = stats(l);
-    while (!pred(x) && steady::now() < deadline) {
-      std::this_thread::sleep_for(1ms);
-      x = stats(l);
-    }
-    return x;
-  }
-
-  caf::scoped_actor self;
-  event_log log;
-};
-
 /// True if the peer saw its socket close: EOF or a reset.
 bool saw_close(const pump_result& r) {
   return r.eof || r.error == ECONNRESET || r.error == EPIPE;
@@ -69,7 +34,7 @@ bytes throw_on_boom(caf::event_based_actor*, const caller&, const bytes& in) {
 
 } // namespace
 
-BOOST_FIXTURE_TEST_SUITE(connection_tests, connection_fixture)
+BOOST_FIXTURE_TEST_SUITE(connection_tests, recording_fixture)
 
 BOOST_AUTO_TEST_CASE(peer_fin_ends_with_closed_exactly_once) {
   auto l = listen(recording_handler(sink()));

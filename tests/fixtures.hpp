@@ -33,9 +33,9 @@ inline std::string read_exactly(blocking_client& c, std::size_t n,
   std::string out;
   while (out.size() < n) {
     auto chunk = c.read_bytes(timeout);
-    BOOST_TEST_REQUIRE(static_cast<bool>(chunk), "read failed after "
-                                                   << out.size() << " of " << n
-                                                   << " bytes: " << why(chunk));
+    BOOST_TEST_REQUIRE(static_cast<bool>(chunk),
+                       "read failed after " << out.size() << " of " << n
+                                            << " bytes: " << why(chunk));
     out.append(chunk->data(), chunk->size());
   }
   return out;
@@ -184,8 +184,7 @@ public:
   explicit raw_socket(int fd) : fd_(fd) {
     // nop
   }
-  raw_socket(raw_socket&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)) {
+  raw_socket(raw_socket&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {
     // nop
   }
   raw_socket& operator=(raw_socket&& other) noexcept {
@@ -247,8 +246,8 @@ inline raw_socket start_connect(uint16_t port) {
   if (!s)
     return s;
   auto sa = loopback(port);
-  if (::connect(s.fd(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0
-      && errno != EINPROGRESS) {
+  if (::connect(s.fd(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 &&
+      errno != EINPROGRESS) {
     auto err = errno;
     s.close();
     errno = err;
@@ -262,8 +261,8 @@ inline raw_socket connect_blocking(uint16_t port) {
   BOOST_TEST_REQUIRE(static_cast<bool>(s), "socket(): " << strerror(errno));
   auto sa = loopback(port);
   auto rc = ::connect(s.fd(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
-  BOOST_TEST_REQUIRE(rc == 0, "connect to port " << port << ": "
-                                                 << strerror(errno));
+  BOOST_TEST_REQUIRE(rc == 0,
+                     "connect to port " << port << ": " << strerror(errno));
   return s;
 }
 
@@ -296,7 +295,7 @@ inline pump_result pump(const raw_socket& s, std::string_view out,
     if (!want_write && res.in.size() >= expect)
       return res;
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - steady::now());
+        deadline - steady::now());
     if (left.count() <= 0) {
       res.timed_out = true;
       return res;
@@ -320,8 +319,8 @@ inline pump_result pump(const raw_socket& s, std::string_view out,
       }
     }
     if (want_write && (p.revents & POLLOUT)) {
-      auto n = ::send(s.fd(), out.data() + sent, out.size() - sent,
-                      MSG_NOSIGNAL);
+      auto n =
+          ::send(s.fd(), out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
       if (n > 0) {
         sent += static_cast<std::size_t>(n);
       } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
@@ -404,13 +403,13 @@ inline std::string run_echo_jobs(std::vector<echo_job>& jobs, uint16_t port,
     if (fds.empty())
       return {};
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - steady::now());
+        deadline - steady::now());
     if (left.count() <= 0)
-      return std::to_string(fds.size()) + " of " + std::to_string(jobs.size())
-             + " connections unfinished after "
-             + std::to_string(timeout.count()) + "ms";
-    if (::poll(fds.data(), fds.size(), static_cast<int>(left.count())) < 0
-        && errno != EINTR)
+      return std::to_string(fds.size()) + " of " + std::to_string(jobs.size()) +
+             " connections unfinished after " +
+             std::to_string(timeout.count()) + "ms";
+    if (::poll(fds.data(), fds.size(), static_cast<int>(left.count())) < 0 &&
+        errno != EINTR)
       return std::string{"poll: "} + strerror(errno);
     for (std::size_t k = 0; k < fds.size(); ++k) {
       auto& j = jobs[idx[k]];
@@ -418,9 +417,9 @@ inline std::string run_echo_jobs(std::vector<echo_job>& jobs, uint16_t port,
       if (rev == 0)
         continue;
       auto fail = [&](const std::string& what, int err) {
-        return "connection #" + std::to_string(idx[k]) + " " + what + ": "
-               + strerror(err) + " after " + std::to_string(j.in.size())
-               + " of " + std::to_string(j.out.size()) + " bytes";
+        return "connection #" + std::to_string(idx[k]) + " " + what + ": " +
+               strerror(err) + " after " + std::to_string(j.in.size()) +
+               " of " + std::to_string(j.out.size()) + " bytes";
       };
       if (!j.connected) {
         int err = 0;
@@ -481,8 +480,8 @@ inline rlim_t raise_fd_limit(rlim_t want) {
   rlimit rl{};
   ::getrlimit(RLIMIT_NOFILE, &rl);
   if (rl.rlim_cur < want) {
-    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? want
-                                               : std::min(want, rl.rlim_max);
+    rl.rlim_cur =
+        rl.rlim_max == RLIM_INFINITY ? want : std::min(want, rl.rlim_max);
     ::setrlimit(RLIMIT_NOFILE, &rl);
     ::getrlimit(RLIMIT_NOFILE, &rl);
   }
@@ -529,11 +528,10 @@ inline int find_server_fd(uint16_t server_port, uint16_t client_port) {
       sockaddr_in remote{};
       socklen_t l1 = sizeof(local);
       socklen_t l2 = sizeof(remote);
-      if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &l1) == 0
-          && local.sin_family == AF_INET
-          && ntohs(local.sin_port) == server_port
-          && ::getpeername(fd, reinterpret_cast<sockaddr*>(&remote), &l2) == 0
-          && ntohs(remote.sin_port) == client_port)
+      if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &l1) == 0 &&
+          local.sin_family == AF_INET && ntohs(local.sin_port) == server_port &&
+          ::getpeername(fd, reinterpret_cast<sockaddr*>(&remote), &l2) == 0 &&
+          ntohs(remote.sin_port) == client_port)
         found = fd;
     }
     ::closedir(dir);
@@ -572,14 +570,14 @@ inline connect_handler recording_handler(caf::actor sink,
                      caf::error{});
     });
     return service{
-      [self, conn, on_bytes, report](const bytes& in) -> bytes {
-        // Reported once the hook returned: "bytes" means "handled".
-        auto out = on_bytes ? on_bytes(self, conn, in) : in;
-        report("bytes");
-        return out;
-      },
-      [report](error_atom, const caf::error& err) { report("error", err); },
-      [report](closed_atom) { report("closed"); },
+        [self, conn, on_bytes, report](const bytes& in) -> bytes {
+          // Reported once the hook returned: "bytes" means "handled".
+          auto out = on_bytes ? on_bytes(self, conn, in) : in;
+          report("bytes");
+          return out;
+        },
+        [report](error_atom, const caf::error& err) { report("error", err); },
+        [report](closed_atom) { report("closed"); },
     };
   };
 }
@@ -600,17 +598,18 @@ struct event_log {
     auto deadline = posix::steady::now() + timeout;
     while (exits < n) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - posix::steady::now());
+          deadline - posix::steady::now());
       if (left.count() <= 0)
         return false;
       bool got = true;
       self->receive(
-        [&](event_atom, connection_id id, std::string& what, caf::error& err) {
-          if (what == "exit")
-            ++exits;
-          by_id[id].push_back(entry{std::move(what), std::move(err)});
-        },
-        caf::after(left) >> [&] { got = false; });
+          [&](event_atom, connection_id id, std::string& what,
+              caf::error& err) {
+            if (what == "exit")
+              ++exits;
+            by_id[id].push_back(entry{std::move(what), std::move(err)});
+          },
+          caf::after(left) >> [&] { got = false; });
       if (!got)
         return exits >= n;
     }
@@ -624,20 +623,20 @@ struct event_log {
     auto deadline = posix::steady::now() + timeout;
     for (;;) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - posix::steady::now());
+          deadline - posix::steady::now());
       if (left.count() <= 0)
         return 0;
       connection_id hit = 0;
       bool got = true;
       self->receive(
-        [&](event_atom, connection_id id, std::string& x, caf::error& err) {
-          if (x == "exit")
-            ++exits;
-          if (x == what)
-            hit = id;
-          by_id[id].push_back(entry{std::move(x), std::move(err)});
-        },
-        caf::after(left) >> [&] { got = false; });
+          [&](event_atom, connection_id id, std::string& x, caf::error& err) {
+            if (x == "exit")
+              ++exits;
+            if (x == what)
+              hit = id;
+            by_id[id].push_back(entry{std::move(x), std::move(err)});
+          },
+          caf::after(left) >> [&] { got = false; });
       if (hit != 0)
         return hit;
       if (!got)
@@ -705,6 +704,40 @@ struct event_log {
           return kind(e.err);
     return errc{};
   }
+};
+
+/// A runtime plus a scoped actor that collects what recording services saw
+/// (`recording_handler(sink())`) into `log`.
+struct recording_fixture : runtime_fixture {
+  recording_fixture() : self(sys) {
+    // nop
+  }
+
+  caf::actor sink() { return caf::actor_cast<caf::actor>(self); }
+
+  listener_stats stats(const listener& l) { return stats_of(self, l); }
+
+  /// Polls the listener's counters until `pred` holds or `timeout` passes.
+  template <class Pred>
+  listener_stats await_stats(const listener& l, Pred pred,
+                             std::chrono::milliseconds timeout = 10s) {
+    auto deadline = posix::steady::now() + timeout;
+    auto x = stats(l);
+    while (!pred(x) && posix::steady::now() < deadline) {
+      std::this_thread::sleep_for(1ms);
+      x = stats(l);
+    }
+    return x;
+  }
+
+  /// Waits until the runtime drives no connection.
+  bool no_open_connections(std::chrono::milliseconds timeout = 10s) {
+    return posix::wait_until([&] { return rt->open_connections() == 0; },
+                             timeout);
+  }
+
+  caf::scoped_actor self;
+  event_log log;
 };
 
 } // namespace tcpactor::test

@@ -13,29 +13,13 @@ using namespace tcpactor::test::posix;
 
 namespace {
 
-/// A runtime plus a scoped actor that collects what recording services saw.
-struct soak_fixture : runtime_fixture {
-  soak_fixture() : self(sys) {
-    // nop
-  }
-
-  caf::actor sink() { return caf::actor_cast<caf::actor>(self); }
-
-  bool no_open_connections(std::chrono::milliseconds timeout = 10s) {
-    return wait_until([&] { return rt->open_connections() == 0; }, timeout);
-  }
-
-  caf::scoped_actor self;
-  event_log log;
-};
-
 double millis_since(steady::time_point t0) {
   return std::chrono::duration<double, std::milli>(steady::now() - t0).count();
 }
 
 } // namespace
 
-BOOST_FIXTURE_TEST_SUITE(soak_tests, soak_fixture)
+BOOST_FIXTURE_TEST_SUITE(soak_tests, recording_fixture)
 
 BOOST_AUTO_TEST_CASE(thousand_concurrent_connections_echo) {
   constexpr std::size_t n = 1000;

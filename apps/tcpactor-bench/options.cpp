@@ -1,4 +1,5 @@
 #include "options.hpp"
+#include "../common/text.hpp"
 
 #include <charconv>
 #include <cmath>
@@ -10,16 +11,7 @@ namespace {
 
 constexpr std::size_t max_size = 16 * 1024 * 1024;
 
-std::string in_quotes(std::string_view str) {
-  // Not "'" + std::string{str} + "'": at -O3 GCC 12 reports a false
-  // -Wrestrict overlap in operator+(const char*, string&&) (GCC bug 105329).
-  std::string out;
-  out.reserve(str.size() + 2);
-  out += '\'';
-  out += str;
-  out += '\'';
-  return out;
-}
+using tcpactor::apps::in_quotes;
 
 /// Parses a decimal number with an optional unit from `units`; returns the
 /// number times the unit's factor, or false.

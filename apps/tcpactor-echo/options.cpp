@@ -1,4 +1,5 @@
 #include "options.hpp"
+#include "../common/text.hpp"
 
 #include <cerrno>
 #include <charconv>
@@ -52,16 +53,7 @@ std::string_view trim(std::string_view str) {
   return str.substr(first, last - first + 1);
 }
 
-std::string in_quotes(std::string_view str) {
-  // Not "'" + std::string{str} + "'": at -O3 GCC 12 reports a false
-  // -Wrestrict overlap in operator+(const char*, string&&) (GCC bug 105329).
-  std::string out;
-  out.reserve(str.size() + 2);
-  out += '\'';
-  out += str;
-  out += '\'';
-  return out;
-}
+using tcpactor::apps::in_quotes;
 
 // -- value parsers: each returns why the value is bad, or "" -----------------
 
