@@ -30,17 +30,17 @@ int fail(const std::string& what) {
 // One instance per connection: the reply to each chunk is written back.
 tcpactor::service shout_service() {
   return {
-    [](const tcpactor::bytes& in) {
-      auto out = in.to_string();
-      for (auto& ch : out)
-        ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-      return tcpactor::bytes{out};
-    },
-    [](tcpactor::error_atom, const caf::error& err) {
-      tcpactor::log::write(tcpactor::log::level::warning,
-                           tcpactor::describe(err));
-    },
-    [](tcpactor::closed_atom) {}, // exactly once, last; the actor quits
+      [](const tcpactor::bytes& in) {
+        auto out = in.to_string();
+        for (auto& ch : out)
+          ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+        return tcpactor::bytes{out};
+      },
+      [](tcpactor::error_atom, const caf::error& err) {
+        tcpactor::log::write(tcpactor::log::level::warning,
+                             tcpactor::describe(err));
+      },
+      [](tcpactor::closed_atom) {}, // exactly once, last; the actor quits
   };
 }
 // README: service end
@@ -52,21 +52,22 @@ caf::behavior greeter(caf::event_based_actor* self, caf::actor done) {
     return caf::actor_cast<tcpactor::client_actor>(self->current_sender());
   };
   return {
-    [=](tcpactor::connected_atom) {
-      self->send(client(), tcpactor::write_atom::value, tcpactor::bytes{"hi"});
-    },
-    [=](const tcpactor::bytes& in) {
-      self->send(done, in);
-      self->send(client(), tcpactor::close_atom::value);
-      return tcpactor::bytes{}; // write nothing back
-    },
-    [=](tcpactor::error_atom, const caf::error& err) {
-      self->send(done, tcpactor::describe(err));
-    },
-    [=](tcpactor::closed_atom) {
-      self->send(done, tcpactor::closed_atom::value);
-      self->quit();
-    },
+      [=](tcpactor::connected_atom) {
+        self->send(client(), tcpactor::write_atom::value,
+                   tcpactor::bytes{"hi"});
+      },
+      [=](const tcpactor::bytes& in) {
+        self->send(done, in);
+        self->send(client(), tcpactor::close_atom::value);
+        return tcpactor::bytes{}; // write nothing back
+      },
+      [=](tcpactor::error_atom, const caf::error& err) {
+        self->send(done, tcpactor::describe(err));
+      },
+      [=](tcpactor::closed_atom) {
+        self->send(done, tcpactor::closed_atom::value);
+        self->quit();
+      },
   };
 }
 // README: client-actor end
@@ -85,13 +86,13 @@ int main() {
   lc.host = "127.0.0.1";
   lc.port = 0; // 0: the kernel picks, l->port() tells
   auto l = tcpactor::spawn_listener(
-    *rt, lc,
-    [](caf::event_based_actor*, const tcpactor::caller& conn)
-      -> caf::expected<tcpactor::service> {
-      tcpactor::log::write(tcpactor::log::level::info,
-                           "accepted " + conn.remote_host());
-      return tcpactor::echo_service();
-    });
+      *rt, lc,
+      [](caf::event_based_actor*,
+         const tcpactor::caller& conn) -> caf::expected<tcpactor::service> {
+        tcpactor::log::write(tcpactor::log::level::info,
+                             "accepted " + conn.remote_host());
+        return tcpactor::echo_service();
+      });
   if (!l)
     return fail(tcpactor::describe(l.error()));
   // README: listener end
@@ -120,9 +121,9 @@ int main() {
 
   // The client actor against a second listener running shout_service.
   auto l2 = tcpactor::spawn_listener(
-    *rt, lc,
-    [](caf::event_based_actor*, const tcpactor::caller&)
-      -> caf::expected<tcpactor::service> { return shout_service(); });
+      *rt, lc,
+      [](caf::event_based_actor*, const tcpactor::caller&)
+          -> caf::expected<tcpactor::service> { return shout_service(); });
   if (!l2)
     return fail(tcpactor::describe(l2.error()));
   caf::scoped_actor self{sys};
@@ -139,11 +140,11 @@ int main() {
   bool closed = false;
   std::string error;
   while (!closed && error.empty()) {
-    self->receive(
-      [&](const tcpactor::bytes& in) { reply += in.to_string(); },
-      [&](const std::string& err) { error = err; },
-      [&](tcpactor::closed_atom) { closed = true; },
-      caf::after(10s) >> [&] { error = "client actor: no reply within 10s"; });
+    self->receive([&](const tcpactor::bytes& in) { reply += in.to_string(); },
+                  [&](const std::string& err) { error = err; },
+                  [&](tcpactor::closed_atom) { closed = true; },
+                  caf::after(10s) >>
+                      [&] { error = "client actor: no reply within 10s"; });
   }
   if (!error.empty())
     return fail(error);
