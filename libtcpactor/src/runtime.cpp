@@ -78,8 +78,7 @@ void runtime::impl::shutdown() {
   // Graceful first: each connection flushes what it queued, bounded by its
   // own close_timeout; whatever is left after that is cut.
   for (auto& ptr : open)
-    static_cast<transport*>(caf::actor_cast<caf::abstract_actor*>(ptr))
-        ->close();
+    transport::from(ptr)->close();
   open.clear();
   std::unique_lock<std::mutex> guard{mtx_};
   if (!cv_.wait_for(guard, std::chrono::seconds{60},
@@ -88,8 +87,8 @@ void runtime::impl::shutdown() {
       open.emplace_back(kvp.second);
     guard.unlock();
     for (auto& ptr : open)
-      static_cast<transport*>(caf::actor_cast<caf::abstract_actor*>(ptr))
-          ->abort(make_error(errc::shutdown, "runtime shutting down"));
+      transport::from(ptr)->abort(
+          make_error(errc::shutdown, "runtime shutting down"));
     open.clear();
     guard.lock();
     // The loops still run, so every abort completes; the bound only guards
