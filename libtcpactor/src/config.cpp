@@ -46,6 +46,12 @@ caf::error listener_config::validate() const {
     return bad("listener.host", "must not be empty");
   if (backlog < 1)
     return bad("listener.backlog", "must be at least 1");
+  if (auto err = tls.validate("listener.tls"))
+    return err;
+  if (tls.enabled && tls.cert_file.empty() && tls.pkcs12_file.empty())
+    return bad("listener.tls.cert_file",
+               "a certificate (cert_file and key_file, or pkcs12_file) is "
+               "required when TLS is enabled");
   return connection.validate("listener.connection");
 }
 
@@ -62,7 +68,60 @@ caf::error client_config::validate() const {
     return bad("client.write_timeout", "must be positive");
   if (local_port != 0 && local_host.empty())
     return bad("client.local_host", "is required when local_port is set");
+  if (auto err = tls.validate("client.tls"))
+    return err;
   return connection.validate("client.connection");
+}
+
+} // namespace tcpactor
+
+namespace tcpactor {
+
+caf::error tls_config::validate(const std::string& prefix) const {
+  if (!enabled)
+    return caf::none;
+  auto p = prefix + ".";
+  auto known = [](const std::string& v) {
+    return v.empty() || v == "TLSv1" || v == "TLSv1.1" || v == "TLSv1.2" ||
+           v == "TLSv1.3";
+  };
+  if (!known(min_version))
+    return bad(p + "min_version", "'" + min_version +
+                                      "' is not one of TLSv1, TLSv1.1, "
+                                      "TLSv1.2, TLSv1.3");
+  if (!known(max_version))
+    return bad(p + "max_version", "'" + max_version +
+                                      "' is not one of TLSv1, TLSv1.1, "
+                                      "TLSv1.2, TLSv1.3");
+  if (!min_version.empty() && !max_version.empty() && min_version > max_version)
+    return bad(p + "max_version", "'" + max_version +
+                                      "' is below min_version '" + min_version +
+                                      "'");
+  if (!cert_file.empty() && !pkcs12_file.empty())
+    return bad(p + "pkcs12_file",
+               "set either pkcs12_file or cert_file, not both");
+  if (!cert_file.empty() && key_file.empty())
+    return bad(p + "key_file", "is required with cert_file");
+  if (cert_file.empty() && !key_file.empty())
+    return bad(p + "cert_file", "is required with key_file");
+  if (handshake_timeout.count() <= 0)
+    return bad(p + "handshake_timeout", "must be positive");
+  if (session_timeout.count() <= 0)
+    return bad(p + "session_timeout", "must be positive");
+  for (auto& proto : alpn)
+    if (proto.empty() || proto.size() > 255)
+      return bad(p + "alpn", "each protocol name must be 1-255 bytes");
+  for (std::size_t i = 0; i < sni_certificates.size(); ++i) {
+    auto& x = sni_certificates[i];
+    auto q = p + "sni_certificates[" + std::to_string(i) + "].";
+    if (x.host.empty())
+      return bad(q + "host", "must not be empty");
+    if (x.cert_file.empty())
+      return bad(q + "cert_file", "is required");
+    if (x.key_file.empty())
+      return bad(q + "key_file", "is required");
+  }
+  return caf::none;
 }
 
 } // namespace tcpactor

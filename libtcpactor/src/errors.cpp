@@ -42,6 +42,24 @@ std::string to_string(errc x) {
       return "closed";
     case errc::shutdown:
       return "shutdown";
+    case errc::tls_handshake_failed:
+      return "tls_handshake_failed";
+    case errc::tls_handshake_timeout:
+      return "tls_handshake_timeout";
+    case errc::tls_truncated:
+      return "tls_truncated";
+    case errc::tls_failed:
+      return "tls_failed";
+    case errc::too_many_connections:
+      return "too_many_connections";
+    case errc::first_byte_timeout:
+      return "first_byte_timeout";
+    case errc::idle_timeout:
+      return "idle_timeout";
+    case errc::write_stall_timeout:
+      return "write_stall_timeout";
+    case errc::lifetime_exceeded:
+      return "lifetime_exceeded";
   }
   return "errc(" + std::to_string(static_cast<int>(x)) + ")";
 }

@@ -7,6 +7,8 @@
 
 #include <caf/error.hpp>
 
+#include "tcpactor/tls.hpp"
+
 namespace tcpactor {
 
 /// Settings of a `runtime`: the pool of I/O threads.
@@ -55,6 +57,8 @@ struct listener_config {
   int backlog = 1024;
   /// Per-connection limits.
   connection_config connection;
+  /// TLS; off unless `tls.enabled`.
+  tls_config tls;
 
   caf::error validate() const;
 };
@@ -77,6 +81,8 @@ struct client_config {
   std::chrono::milliseconds write_timeout{300'000};
   /// Per-connection limits.
   connection_config connection;
+  /// TLS; off unless `tls.enabled`.
+  tls_config tls;
 
   caf::error validate() const;
 };

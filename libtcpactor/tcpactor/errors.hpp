@@ -47,6 +47,27 @@ enum class errc : uint8_t {
   closed,
   /// The listener or runtime stopped and closed the connection.
   shutdown,
+  /// The TLS handshake failed (untrusted certificate, wrong host name, no
+  /// common protocol or cipher, missing client certificate, not TLS at all);
+  /// the context carries OpenSSL's reason and the peer.
+  tls_handshake_failed,
+  /// The TLS handshake did not finish within `handshake_timeout`.
+  tls_handshake_timeout,
+  /// The peer closed without TLS close_notify: the data may be cut short.
+  tls_truncated,
+  /// A TLS record could not be decrypted or verified after the handshake.
+  tls_failed,
+  /// A listener's connection limit (total or per source address) was
+  /// reached; the connection was closed at once.
+  too_many_connections,
+  /// No first byte arrived within `first_byte_timeout`.
+  first_byte_timeout,
+  /// No byte arrived within `idle_timeout`.
+  idle_timeout,
+  /// Queued bytes made no progress within `write_stall_timeout`.
+  write_stall_timeout,
+  /// The connection outlived `max_lifetime`.
+  lifetime_exceeded,
 };
 
 /// Category atom of every `caf::error` that carries an `errc`.
