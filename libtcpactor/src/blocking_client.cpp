@@ -39,6 +39,8 @@ caf::expected<blocking_client> blocking_client::connect(runtime& rt,
   // The transport enforces connect_timeout; the extra second only guards
   // against a lost message.
   auto bound = cfg.connect_timeout + std::chrono::seconds{1};
+  if (cfg.tls.enabled)
+    bound += cfg.tls.handshake_timeout;
   while (!done) {
     ptr->self->receive([&](connected_atom) { done = true; },
                        [&](error_atom, caf::error& e) { err = std::move(e); },
@@ -81,6 +83,10 @@ blocking_client::~blocking_client() {
 
 client_actor blocking_client::handle() const {
   return impl_ ? impl_->client : client_actor{};
+}
+
+const tls_info& blocking_client::tls() const {
+  return tls_info_of(handle());
 }
 
 caf::error blocking_client::write_bytes(const bytes& data) {

@@ -30,6 +30,11 @@ uint16_t caller::local_port() const noexcept {
   return ptr_ ? transport::from(ptr_)->local_port() : 0;
 }
 
+const tls_info& caller::tls() const noexcept {
+  static const tls_info plain;
+  return ptr_ ? transport::from(ptr_)->tls() : plain;
+}
+
 bool caller::write(bytes data) const {
   return ptr_ ? transport::from(ptr_)->write(data) : false;
 }

@@ -4,6 +4,7 @@
 
 #include "runtime_impl.hpp"
 #include "tcpactor/errors.hpp"
+#include "tls_context.hpp"
 #include "transport.hpp"
 
 namespace tcpactor {
@@ -17,13 +18,34 @@ caf::expected<client_actor> spawn_client(runtime& rt, client_config cfg,
   auto& impl = rt.internals();
   if (impl.stopping())
     return make_error(errc::shutdown, "runtime is shutting down");
+  std::shared_ptr<tls_context> tls;
+  if (cfg.tls.enabled) {
+    auto ctx = impl.client_tls(cfg.tls);
+    if (!ctx)
+      return std::move(ctx.error());
+    tls = std::move(*ctx);
+  }
   auto tr = transport::make(
       impl, impl.pool.next(),
       std::make_shared<const connection_config>(cfg.connection));
   auto t = transport::from(tr);
   t->set_target(caf::actor_cast<caf::strong_actor_ptr>(owner), false);
+  if (tls)
+    t->use_tls(tls, tls->new_client(cfg.host, cfg.port),
+               cfg.tls.handshake_timeout);
   t->connect(cfg);
   return caf::actor_cast<client_actor>(tr);
+}
+
+} // namespace tcpactor
+
+namespace tcpactor {
+
+const tls_info& tls_info_of(const client_actor& hdl) {
+  static const tls_info none;
+  if (!hdl)
+    return none;
+  return transport::from(caf::actor_cast<caf::strong_actor_ptr>(hdl))->tls();
 }
 
 } // namespace tcpactor

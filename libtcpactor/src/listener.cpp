@@ -6,6 +6,7 @@
 #include <future>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <caf/actor_system.hpp>
 #include <caf/default_attachable.hpp>
@@ -17,6 +18,7 @@
 #include "runtime_impl.hpp"
 #include "tcpactor/errors.hpp"
 #include "tcpactor/log.hpp"
+#include "tls_context.hpp"
 #include "transport.hpp"
 
 namespace tcpactor {
@@ -46,6 +48,8 @@ std::string to_string(connection_event::kind_t x) {
       return "failed";
     case connection_event::closed:
       return "closed";
+    case connection_event::handshake_failed:
+      return "handshake_failed";
   }
   return "unknown";
 }
@@ -55,8 +59,10 @@ std::string to_string(connection_event::kind_t x) {
 class listener_core : public std::enable_shared_from_this<listener_core> {
 public:
   listener_core(runtime::impl& rt, listener_config cfg,
-                connect_handler on_connect, caf::actor observer)
-      : rt_(&rt), loop_(&rt.pool.next()), cfg_(std::move(cfg)),
+                connect_handler on_connect, caf::actor observer,
+                std::shared_ptr<tls_context_holder> tls)
+      : rt_(&rt), loop_(&rt.pool.next()), tls_(std::move(tls)),
+        cfg_(std::move(cfg)),
         conn_cfg_(std::make_shared<const connection_config>(cfg_.connection)),
         on_connect_(
             std::make_shared<const connect_handler>(std::move(on_connect))),
@@ -157,7 +163,24 @@ public:
     x.accepted = accepted_;
     x.rejected = rejected_;
     x.failed = failed_;
+    x.handshake_failed = handshake_failed_;
     return x;
+  }
+
+  /// Loads the TLS files again for new handshakes; keeps the old ones if
+  /// that fails.
+  caf::error reload_tls() {
+    if (!tls_)
+      return make_error(errc::invalid_config,
+                        "listener.tls: TLS is not enabled on this listener");
+    auto err = tls_->reload();
+    if (err)
+      log::write(log::level::warning,
+                 "TLS reload failed, keeping the old certificates: " +
+                     describe(err));
+    else
+      info("TLS certificates reloaded");
+    return err;
   }
 
   void on_failed(const caf::actor_addr&, const caf::error& reason) {
@@ -222,13 +245,36 @@ private:
         },
         std::move(sock));
     auto t = transport::from(tr);
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      ++accepted_;
+      conns_.emplace(t->conn_id(), tr);
+      if (tls_)
+        handshaking_.insert(t->conn_id());
+    }
+    if (!tls_) {
+      admit(std::move(tr));
+      return;
+    }
+    // The user's handler sees only connections whose handshake succeeded.
+    auto ctx = tls_->get();
+    t->use_tls(ctx, ctx->new_server(), cfg_.tls.handshake_timeout);
+    t->handshake([weak, tr]() mutable {
+      if (auto core = weak.lock())
+        core->admit(std::move(tr));
+    });
+  }
+
+  /// Spawns the connection actor of an accepted (and secured) connection.
+  void admit(caf::strong_actor_ptr tr) {
+    std::weak_ptr<listener_core> weak = shared_from_this();
+    auto t = transport::from(tr);
     auto id = t->conn_id();
     auto peer = t->peer();
     caf::actor_addr self_addr;
     {
       std::lock_guard<std::mutex> guard{mtx_};
-      ++accepted_;
-      conns_.emplace(id, tr);
+      handshaking_.erase(id);
       if (self_)
         self_addr = self_.address();
     }
@@ -251,9 +297,18 @@ private:
   }
 
   void on_closed(transport& t, const caf::error& reason) {
+    bool secured;
     {
       std::lock_guard<std::mutex> guard{mtx_};
       conns_.erase(t.conn_id());
+      secured = handshaking_.erase(t.conn_id()) == 0;
+      if (!secured)
+        ++handshake_failed_;
+    }
+    if (!secured) {
+      // Never opened for the user: one event with OpenSSL's reason.
+      emit(connection_event::handshake_failed, t.conn_id(), t.peer(), reason);
+      return;
     }
     auto k = kind(reason);
     if (k == errc::rejected)
@@ -272,6 +327,7 @@ private:
 
   runtime::impl* rt_;
   asio::io_context* loop_;
+  std::shared_ptr<tls_context_holder> tls_; // null: plain TCP
   listener_config cfg_;
   std::shared_ptr<const connection_config> conn_cfg_;
   std::shared_ptr<const connect_handler> on_connect_;
@@ -283,9 +339,12 @@ private:
   caf::actor self_;
   uint16_t port_ = 0;
   std::unordered_map<connection_id, caf::strong_actor_ptr> conns_;
+  // TLS connections still shaking hands: the user has not seen them.
+  std::unordered_set<connection_id> handshaking_;
   uint64_t accepted_ = 0;
   uint64_t rejected_ = 0;
   uint64_t failed_ = 0;
+  uint64_t handshake_failed_ = 0;
 };
 
 namespace {
@@ -331,6 +390,11 @@ caf::behavior listener_fun(caf::stateful_actor<listener_state>* self,
         }
       },
       [self](stats_atom) { return self->state.core->stats(); },
+      [self](tls_reload_atom) -> caf::result<void> {
+        if (auto err = self->state.core->reload_tls())
+          return err;
+        return caf::unit;
+      },
   };
 }
 
@@ -345,8 +409,19 @@ caf::expected<listener> spawn_listener(runtime& rt, listener_config cfg,
     return make_error(errc::invalid_config, "listener: on_connect must be set");
   auto& impl = rt.internals();
   auto host = cfg.host;
+  std::shared_ptr<tls_context_holder> tls;
+  if (cfg.tls.enabled) {
+    // Every file is read and checked now, so a bad one never leaves a
+    // listener that accepts and then fails each handshake.
+    auto ctx =
+        tls_context::make(cfg.tls, tls_context::role::server, "listener.tls");
+    if (!ctx)
+      return std::move(ctx.error());
+    tls = std::make_shared<tls_context_holder>(
+        std::move(*ctx), cfg.tls, tls_context::role::server, "listener.tls");
+  }
   auto core = std::make_shared<listener_core>(
-      impl, std::move(cfg), std::move(on_connect), std::move(observer));
+      impl, std::move(cfg), std::move(on_connect), std::move(observer), tls);
   auto hdl = impl.sys.spawn(listener_fun, core);
   auto port = core->open(hdl);
   if (!port) {

@@ -5,6 +5,7 @@
 
 #include "runtime_impl.hpp"
 #include "tcpactor/log.hpp"
+#include "tls_context.hpp"
 #include "transport.hpp"
 
 namespace tcpactor {
@@ -55,6 +56,45 @@ std::size_t runtime::impl::live() const {
   return transports_.size();
 }
 
+asio::thread_pool& runtime::impl::crypto() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (!crypto_)
+    crypto_ = std::make_unique<asio::thread_pool>(pool.size());
+  return *crypto_;
+}
+
+caf::expected<std::shared_ptr<tls_context>>
+runtime::impl::client_tls(const tls_config& cfg) {
+  // Every field that shapes the context, separated by a byte no path or
+  // name contains.
+  std::string key;
+  auto add = [&key](const std::string& x) {
+    key += x;
+    key += '\0';
+  };
+  for (auto* x :
+       {&cfg.cert_file, &cfg.key_file, &cfg.key_password, &cfg.pkcs12_file,
+        &cfg.pkcs12_password, &cfg.ca_file, &cfg.ca_dir, &cfg.server_name,
+        &cfg.min_version, &cfg.max_version, &cfg.ciphers, &cfg.ciphersuites})
+    add(*x);
+  for (auto& x : cfg.alpn)
+    add(x);
+  add(std::to_string(cfg.verify_peer) + std::to_string(cfg.send_sni) +
+      std::to_string(cfg.session_resumption) + ":" +
+      std::to_string(cfg.session_timeout.count()));
+  std::lock_guard<std::mutex> guard{tls_mtx_};
+  if (auto i = client_tls_.find(key); i != client_tls_.end())
+    return i->second;
+  auto ctx = tls_context::make(cfg, tls_context::role::client, "client.tls");
+  if (!ctx)
+    return ctx;
+  // A bound for programs that build many distinct configurations.
+  if (client_tls_.size() >= 64)
+    client_tls_.erase(client_tls_.begin());
+  client_tls_.emplace(std::move(key), *ctx);
+  return ctx;
+}
+
 bool runtime::impl::stopping() const {
   std::lock_guard<std::mutex> guard{mtx_};
   return stopping_;
@@ -99,7 +139,11 @@ void runtime::impl::shutdown() {
                  "runtime shutdown: " + std::to_string(transports_.size()) +
                      " connections did not close within 10s");
   }
+  auto crypto = std::move(crypto_);
   guard.unlock();
+  // Handshake steps still queued see their transport finished and return.
+  if (crypto)
+    crypto->join();
   pool.stop();
   guard.lock();
   stopped_ = true;

@@ -2,11 +2,18 @@
 
 #include <condition_variable>
 #include <functional>
+#include <map>
+#include <memory>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 
 #include <caf/actor_control_block.hpp>
 #include <caf/actor_system.hpp>
+
+#include <boost/asio/thread_pool.hpp>
+
+#include <caf/expected.hpp>
 
 #include "io_pool.hpp"
 #include "tcpactor/runtime.hpp"
@@ -14,6 +21,8 @@
 namespace tcpactor {
 
 class transport;
+class tls_context;
+struct tls_config;
 
 struct runtime::impl {
   impl(caf::actor_system& sys, runtime_config cfg, std::size_t threads)
@@ -36,6 +45,15 @@ struct runtime::impl {
 
   std::size_t live() const;
 
+  /// Threads for TLS handshakes, so a slow key exchange never holds up the
+  /// other sockets of an I/O loop. Started on first use.
+  asio::thread_pool& crypto();
+
+  /// The client TLS context for `cfg`: built once per distinct
+  /// configuration, so a reconnect neither re-reads files nor loses the
+  /// session it may resume.
+  caf::expected<std::shared_ptr<tls_context>> client_tls(const tls_config& cfg);
+
   /// True once shutdown began: new sockets are refused.
   bool stopping() const;
 
@@ -47,6 +65,9 @@ private:
   std::unordered_map<transport*, caf::strong_actor_ptr> transports_;
   std::unordered_map<uint64_t, std::function<void()>> hooks_;
   uint64_t next_hook_ = 0;
+  std::unique_ptr<asio::thread_pool> crypto_;
+  std::mutex tls_mtx_;
+  std::map<std::string, std::shared_ptr<tls_context>> client_tls_;
   bool stopping_ = false;
   bool stopped_ = false;
 };

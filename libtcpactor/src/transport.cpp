@@ -294,11 +294,23 @@ void transport::on_connected() {
   timer_.reset();
   resolver_.reset();
   prepare_socket();
-  bool flush = false;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     connected_ = true;
-    if (!wq_.empty()) {
+  }
+  if (tls_) {
+    // `connected` waits for the handshake; early writes wait in tls_.
+    begin_handshake();
+    return;
+  }
+  on_ready();
+}
+
+void transport::on_ready() {
+  bool flush = false;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (!wq_.empty() && !write_armed_) {
       write_armed_ = true;
       flush = true;
     }
@@ -325,12 +337,26 @@ void transport::begin_close(caf::error reason) {
   reading_ = false;
   bool drained;
   std::size_t queued;
+  bool arm = false;
+  int err = 0;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     writable_ = false;
+    if (tls_) {
+      // close_notify tells the peer the data ended here, not cut short.
+      tls_shutdown_locked();
+      err = push_locked(arm);
+    }
     drained = wq_.empty();
     queued = wq_bytes_;
   }
+  if (err != 0) {
+    finish(close_reason_ ? close_reason_
+                         : errno_to_error(err, errc::write_failed, peer_));
+    return;
+  }
+  if (arm)
+    arm_write();
   if (drained) {
     finish(close_reason_);
     return;
@@ -371,6 +397,7 @@ void transport::finish(caf::error reason, bool notify_target) {
     pending_bytes_ = 0;
     eof_pending_ = false;
     fd_ = -1;
+    tls_release_locked(acks);
   }
   error_code ec;
   if (socket_) {
@@ -379,6 +406,7 @@ void transport::finish(caf::error reason, bool notify_target) {
   }
   resolver_.reset();
   timer_.reset();
+  // Includes TLS writes that waited for a handshake that never finished.
   for (; !acks.empty(); acks.pop_front())
     respond(acks.front().to, acks.front().mid,
             caf::make_message(make_error(

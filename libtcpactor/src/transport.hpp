@@ -1,11 +1,13 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <caf/actor_control_block.hpp>
 #include <caf/mailbox_element.hpp>
@@ -18,6 +20,8 @@
 #include "tcpactor/bytes.hpp"
 #include "tcpactor/config.hpp"
 #include "tcpactor/fwd.hpp"
+#include "tcpactor/tls.hpp"
+#include "tls_context.hpp"
 
 namespace tcpactor {
 
@@ -41,7 +45,7 @@ using quit_atom = caf::atom_constant<caf::atom("tcpa_quit")>;
 /// loop, so a transport may outlive the runtime's loops.
 class transport final : public caf::monitorable_actor {
 public:
-  enum class state : uint8_t { connecting, open, closing, closed };
+  enum class state : uint8_t { connecting, handshaking, open, closing, closed };
 
   /// Called on the I/O loop once the transport closed, with the reason
   /// (none for an orderly close).
@@ -79,6 +83,9 @@ public:
   uint16_t local_port() const noexcept { return local_port_; }
   /// "host:port" of the peer, for messages.
   const std::string& peer() const noexcept { return peer_; }
+  /// What the TLS handshake agreed on; empty for plain TCP. Fixed before
+  /// the target sees the connection.
+  const tls_info& tls() const noexcept;
 
   // -- setup, before the loop sees the transport ------------------------------
 
@@ -86,12 +93,22 @@ public:
   /// `(quit_atom)` follows `closed` (for connection actors we spawned).
   void set_target(caf::strong_actor_ptr target, bool quit_after);
 
+  /// Speaks TLS through `ctx` on this transport: a server waits for the
+  /// client's hello once `handshake` is called, a client starts its
+  /// handshake once connected. Adopts `ssl`.
+  void use_tls(std::shared_ptr<tls_context> ctx, SSL* ssl,
+               std::chrono::milliseconds handshake_timeout);
+
   // -- commands (any thread) --------------------------------------------------
 
   /// Makes `target` (the connection actor we spawned) the receiver and begins
   /// reading. If the transport closed meanwhile, `target` still gets
   /// `closed` and `quit_atom`, so it never lingers.
   void start(caf::strong_actor_ptr target);
+
+  /// Server side of TLS: runs the handshake, then `done` on the loop. A
+  /// failed handshake finishes the transport with the reason instead.
+  void handshake(std::function<void()> done);
 
   /// Resolves and connects, within `cfg.connect_timeout`.
   void connect(const client_config& cfg);
@@ -114,6 +131,8 @@ public:
   void target_down(const caf::error& reason);
 
 private:
+  struct ack;
+
   // -- I/O loop only: lifecycle (transport.cpp) -------------------------------
 
   void adopt(tcp::socket sock);
@@ -123,6 +142,8 @@ private:
   /// Non-blocking, TCP_NODELAY, endpoints known, state open.
   void prepare_socket();
   void on_connected();
+  /// Connected (and TLS agreed): tell the target, start reading.
+  void on_ready();
   void try_connect(tcp::resolver::results_type endpoints,
                    tcp::resolver::results_type::iterator pos);
 
@@ -130,11 +151,41 @@ private:
 
   void read_some();
   void arm_read();
-  void on_eof();
+  void on_eof(caf::error reason);
   /// Sends one chunk to the target; true if reading must now pause.
   bool deliver_chunk(bytes chunk);
 
+  // -- TLS layer (transport_tls.cpp) ------------------------------------------
+
+  struct tls_state;
+  /// I/O loop: starts the handshake (timer, first flight or first read).
+  void begin_handshake();
+  /// I/O loop: waits for handshake bytes and hands them to a crypto thread.
+  void arm_handshake_read();
+  /// Crypto thread: feeds `in` to OpenSSL and sends what it answers.
+  void handshake_step(std::vector<char> in);
+  /// I/O loop: acts on the outcome of one handshake step.
+  void on_handshake_step(int rc, int ssl_err, int io_err, bool arm,
+                         std::string why);
+  /// I/O loop: the read path for TLS (decrypts, then delivers).
+  void read_tls();
+  /// Queues the encryption of `data`. Requires `mtx_`.
+  bool tls_encrypt_locked(const bytes& data);
+  /// Moves what OpenSSL wrote into the write queue. Requires `mtx_`.
+  void tls_drain_locked();
+  /// Sends close_notify unless sent. Requires `mtx_`.
+  void tls_shutdown_locked();
+  /// Frees the OpenSSL state; returns the acks of unsent early writes.
+  /// Requires `mtx_`.
+  void tls_release_locked(ring<ack>& acks);
+
   // -- any thread: write path (transport_write.cpp) ---------------------------
+
+  /// Writes the queue now unless the loop owns flushing; sets `arm` if the
+  /// loop must wait for writability. Requires `mtx_`. Returns errno or 0.
+  int push_locked(bool& arm);
+  /// Moves the acks of fully written data to `done`. Requires `mtx_`.
+  void take_acks_locked(std::vector<ack>& done);
 
   /// Writes from the queue until it is empty or the kernel pushes back.
   /// Requires `mtx_`. Returns an errno value, 0 on success.
@@ -196,6 +247,9 @@ private:
   uint64_t last_request_ = 0;
   caf::error close_reason_;
   finish_hook on_finish_;
+  // Only on TLS connections, so a plain one pays one pointer. Its OpenSSL
+  // objects are guarded by mtx_ (reads and writes come from any thread).
+  std::unique_ptr<tls_state> tls_;
 
   // -- shared, guarded by mtx_ ------------------------------------------------
 
@@ -220,6 +274,28 @@ private:
   ring<ack> acks_;
   ring<std::pair<uint64_t, std::size_t>> pending_; // request -> size
   std::size_t pending_bytes_ = 0;
+};
+
+struct transport::tls_state {
+  std::shared_ptr<tls_context> ctx;
+  std::chrono::milliseconds handshake_timeout;
+  // Guarded by mtx_: actor threads encrypt, the loop decrypts.
+  SSL* ssl = nullptr;
+  bool ready = false; // handshake done: writes encrypt directly
+  bool close_notify_sent = false;
+  // Writes made before the handshake finished, in order, with their acks.
+  struct early_write {
+    bytes data;
+    caf::strong_actor_ptr to;
+    caf::message_id mid;
+  };
+  ring<early_write> early;
+  std::size_t early_bytes = 0;
+  // I/O loop only.
+  std::function<void()> on_handshake;
+  caf::error eof_reason; // why the read side ended (truncation)
+  // Written once by the handshake's last step, before anyone reads it.
+  tls_info info;
 };
 
 } // namespace tcpactor

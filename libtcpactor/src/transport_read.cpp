@@ -19,6 +19,10 @@ constexpr int max_reads_per_turn = 16;
 void transport::read_some() {
   if (state_ != state::open || !reading_ || read_armed_)
     return;
+  if (tls_) {
+    read_tls();
+    return;
+  }
   // One scratch buffer per I/O thread: an idle connection holds no read
   // buffer, and each chunk is copied once into a buffer of its exact size.
   thread_local std::vector<char> scratch;
@@ -43,7 +47,7 @@ void transport::read_some() {
       continue;
     }
     if (n == 0) {
-      on_eof();
+      on_eof(caf::error{});
       return;
     }
     if (errno == EINTR)
@@ -92,7 +96,7 @@ bool transport::deliver_chunk(bytes chunk) {
   return pause;
 }
 
-void transport::on_eof() {
+void transport::on_eof(caf::error reason) {
   reading_ = false;
   bool now;
   {
@@ -103,7 +107,9 @@ void transport::on_eof() {
   }
   // Replies to chunks read before the FIN still go out before we close.
   if (now)
-    begin_close(caf::error{});
+    begin_close(std::move(reason));
+  else if (tls_)
+    tls_->eof_reason = std::move(reason);
 }
 
 void transport::request_done(uint64_t request_id) {
@@ -135,7 +141,9 @@ void transport::request_done(uint64_t request_id) {
   if (resume)
     post([this] { read_some(); });
   if (drained)
-    post([this] { begin_close(caf::error{}); });
+    post([this] {
+      begin_close(tls_ ? std::move(tls_->eof_reason) : caf::error{});
+    });
 }
 
 bool transport::must_pause_locked() const noexcept {

@@ -23,37 +23,36 @@ bool transport::write(const bytes& data, caf::strong_actor_ptr ack_to,
   int err = 0;
   bool arm = false;
   bool overflow = false;
+  bool tls_failed = false;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     if (!writable_)
       return false;
-    if (wq_bytes_ + data.size() > cfg_->write_queue_limit) {
+    auto early = tls_ ? tls_->early_bytes : 0;
+    if (wq_bytes_ + early + data.size() > cfg_->write_queue_limit) {
       writable_ = false;
       overflow = true;
+    } else if (tls_ && !tls_->ready) {
+      // Encrypted once the handshake is done, in this order.
+      tls_->early.push_back({data, std::move(ack_to), ack_mid});
+      tls_->early_bytes += data.size();
+      return true;
     } else {
-      if (!data.empty()) {
+      if (tls_) {
+        tls_failed = !tls_encrypt_locked(data);
+      } else if (!data.empty()) {
         wq_.push_back(data);
         wq_bytes_ += data.size();
         queued_total_ += data.size();
       }
       if (ack_to)
         acks_.push_back(ack{queued_total_, std::move(ack_to), ack_mid});
-      if (connected_ && !write_armed_) {
-        // Nothing in flight: write right here, on the actor's thread. A hop to
-        // the I/O loop would cost a wakeup per reply.
-        err = flush_locked();
-        if (err == EAGAIN) {
-          write_armed_ = true;
-          arm = true;
-          err = 0;
-        } else if (err != 0) {
-          writable_ = false;
-        }
-        while (!acks_.empty() && acks_.front().end <= written_total_) {
-          done.push_back(std::move(acks_.front()));
-          acks_.pop_front();
-        }
-      }
+      // Nothing in flight: write right here, on the actor's thread. A hop to
+      // the I/O loop would cost a wakeup per reply.
+      err = push_locked(arm);
+      if (err != 0)
+        writable_ = false;
+      take_acks_locked(done);
     }
   }
   for (auto& x : done)
@@ -65,11 +64,32 @@ bool transport::write(const bytes& data, caf::strong_actor_ptr ack_to,
                          " bytes queued for a peer that does not read"));
     return false;
   }
-  if (err != 0)
+  if (tls_failed)
+    abort(make_error(errc::tls_failed, peer_ + ": encryption failed"));
+  else if (err != 0)
     abort(errno_to_error(err, errc::write_failed, peer_));
   else if (arm)
     post([this] { arm_write(); });
   return true;
+}
+
+int transport::push_locked(bool& arm) {
+  if (!connected_ || write_armed_)
+    return 0;
+  auto err = flush_locked();
+  if (err == EAGAIN) {
+    write_armed_ = true;
+    arm = true;
+    return 0;
+  }
+  return err;
+}
+
+void transport::take_acks_locked(std::vector<ack>& done) {
+  while (!acks_.empty() && acks_.front().end <= written_total_) {
+    done.push_back(std::move(acks_.front()));
+    acks_.pop_front();
+  }
 }
 
 int transport::flush_locked() {
@@ -137,10 +157,7 @@ void transport::on_writable() {
     empty = wq_.empty();
     if (empty || err != 0)
       write_armed_ = err == EAGAIN;
-    while (!acks_.empty() && acks_.front().end <= written_total_) {
-      done.push_back(std::move(acks_.front()));
-      acks_.pop_front();
-    }
+    take_acks_locked(done);
     if (read_paused_ && may_resume_locked()) {
       read_paused_ = false;
       resume = true;

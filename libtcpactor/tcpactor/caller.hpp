@@ -7,6 +7,7 @@
 
 #include "tcpactor/bytes.hpp"
 #include "tcpactor/fwd.hpp"
+#include "tcpactor/tls.hpp"
 
 namespace tcpactor {
 
@@ -24,6 +25,10 @@ public:
   uint16_t remote_port() const noexcept;
   const std::string& local_host() const noexcept;
   uint16_t local_port() const noexcept;
+
+  /// What the TLS handshake agreed on, including the client certificate's
+  /// subject with mutual TLS; empty for plain TCP.
+  const tls_info& tls() const noexcept;
 
   /// Queues `data` for writing after everything queued before. Returns false
   /// if the connection is closing or closed.

@@ -31,6 +31,11 @@ using client_actor = caf::typed_actor<caf::reacts_to<write_atom, bytes>,
 caf::expected<client_actor> spawn_client(runtime& rt, client_config cfg,
                                          caf::actor owner);
 
+/// What the TLS handshake of a connected client agreed on (protocol,
+/// cipher, ALPN, the server's verified subject); empty for plain TCP or
+/// before `connected`.
+const tls_info& tls_info_of(const client_actor& hdl);
+
 /// A client for plain, blocking code. Use one from one thread at a time.
 class blocking_client {
 public:
@@ -58,6 +63,9 @@ public:
 
   /// The client actor underneath.
   client_actor handle() const;
+
+  /// What the TLS handshake agreed on; empty for plain TCP.
+  const tls_info& tls() const;
 
 private:
   struct impl;

@@ -44,5 +44,7 @@ using graceful_stop_atom = caf::atom_constant<caf::atom("tcpa_gstop")>;
 using immediate_stop_atom = caf::atom_constant<caf::atom("tcpa_istop")>;
 /// `(stats_atom)`: ask a listener for its `listener_stats`.
 using stats_atom = caf::atom_constant<caf::atom("tcpa_stats")>;
+/// `(tls_reload_atom)`: make a TLS listener read its certificates again.
+using tls_reload_atom = caf::atom_constant<caf::atom("tcpa_rload")>;
 
 } // namespace tcpactor

@@ -30,12 +30,15 @@ struct listener_stats {
   /// Connections closed because their handler failed (threw, exited early,
   /// or answered a chunk with an error).
   uint64_t failed = 0;
+  /// TLS handshakes that failed or timed out (never seen by `on_connect`).
+  uint64_t handshake_failed = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, listener_stats& x) {
   return f(caf::meta::type_name("tcpactor::listener_stats"), x.port,
-           x.accepting, x.open, x.accepted, x.rejected, x.failed);
+           x.accepting, x.open, x.accepted, x.rejected, x.failed,
+           x.handshake_failed);
 }
 
 /// What happened to one connection, sent to a listener's observer.
@@ -50,6 +53,9 @@ struct connection_event {
     failed,
     /// The connection closed; `reason` is set if it failed.
     closed,
+    /// The TLS handshake failed (`reason` has OpenSSL's cause); the
+    /// connection was closed and never opened.
+    handshake_failed,
   };
   kind_t kind = opened;
   connection_id id = 0;
@@ -75,12 +81,16 @@ std::string to_string(connection_event::kind_t x);
 /// - `graceful_stop_atom`: stop accepting; open connections go on.
 /// - `immediate_stop_atom`: stop accepting and close every connection.
 /// - `stats_atom`: replies with `listener_stats`.
+/// - `tls_reload_atom`: reads the TLS certificate and key files again; new
+///   handshakes use them, open connections keep theirs. On failure replies
+///   with the error (naming field, file and cause) and keeps the old ones.
 /// Killing the listener actor (an exit message) is an immediate stop.
 using listener_actor =
     caf::typed_actor<caf::replies_to<start_atom>::with<uint16_t>,
                      caf::reacts_to<graceful_stop_atom>,
                      caf::reacts_to<immediate_stop_atom>,
-                     caf::replies_to<stats_atom>::with<listener_stats>>;
+                     caf::replies_to<stats_atom>::with<listener_stats>,
+                     caf::reacts_to<tls_reload_atom>>;
 
 /// A started listener: its actor and where it is bound.
 class listener {

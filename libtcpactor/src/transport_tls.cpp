@@ -1,0 +1,337 @@
+// The TLS layer of a transport: OpenSSL works on memory BIOs, so the socket
+// calls, flow control and write queue of the plain path stay as they are. The
+// write queue carries ciphertext; the reader decrypts before it delivers.
+//
+// Threads: handshake steps (the expensive public-key work) run on the
+// runtime's crypto threads, never on an I/O loop; record encryption runs on
+// the writer's thread and decryption on the loop, one record at a time. The
+// SSL object is guarded by mtx_.
+
+#include <cerrno>
+#include <sys/socket.h>
+#include <vector>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "tls_context.hpp"
+#include "transport.hpp"
+
+namespace tcpactor {
+
+namespace {
+
+// One TLS record's plaintext at most per SSL_write, so the write BIO never
+// holds more than about one record, however large the write.
+constexpr std::size_t max_record = 16 * 1024;
+
+// Most handshake bytes read from the socket in one go: a certificate chain
+// fits many times over, and a peer cannot make us buffer more.
+constexpr std::size_t max_handshake_read = 64 * 1024;
+
+constexpr int max_reads_per_turn = 16;
+
+} // namespace
+
+const tls_info& transport::tls() const noexcept {
+  static const tls_info plain;
+  return tls_ ? tls_->info : plain;
+}
+
+void transport::use_tls(std::shared_ptr<tls_context> ctx, SSL* ssl,
+                        std::chrono::milliseconds handshake_timeout) {
+  // OpenSSL holds no buffers for an idle connection this way.
+  SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+  SSL_set_bio(ssl, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
+  tls_ = std::make_unique<tls_state>();
+  tls_->ctx = std::move(ctx);
+  tls_->ssl = ssl;
+  tls_->handshake_timeout = handshake_timeout;
+}
+
+void transport::handshake(std::function<void()> done) {
+  post([this, done{std::move(done)}]() mutable {
+    if (state_ != state::open || !tls_)
+      return;
+    tls_->on_handshake = std::move(done);
+    begin_handshake();
+  });
+}
+
+void transport::begin_handshake() {
+  state_ = state::handshaking;
+  auto limit = tls_->handshake_timeout;
+  timer_ = std::make_unique<asio::steady_timer>(*loop_);
+  timer_->expires_after(limit);
+  timer_->async_wait([this, self = self_ptr(), limit](error_code ec) {
+    if (ec || state_ != state::handshaking)
+      return;
+    finish(make_error(errc::tls_handshake_timeout,
+                      peer_ + ": no TLS handshake within " +
+                          std::to_string(limit.count()) + "ms"));
+  });
+  if (SSL_is_server(tls_->ssl)) {
+    // Nothing to say before the client's hello.
+    arm_handshake_read();
+    return;
+  }
+  asio::post(rt_->crypto(), [this, self = self_ptr()] { handshake_step({}); });
+}
+
+void transport::arm_handshake_read() {
+  socket_->async_wait(
+      tcp::socket::wait_read, [this, self = self_ptr()](error_code ec) {
+        if (state_ != state::handshaking)
+          return;
+        if (ec) {
+          if (ec != asio::error::operation_aborted)
+            finish(to_error(ec, errc::tls_handshake_failed, peer_));
+          return;
+        }
+        std::vector<char> in(max_record + 512);
+        std::size_t got = 0;
+        while (got < max_handshake_read) {
+          if (got == in.size())
+            in.resize(std::min(in.size() * 2, max_handshake_read));
+          auto n = ::recv(fd_, in.data() + got, in.size() - got, MSG_DONTWAIT);
+          if (n > 0) {
+            got += static_cast<std::size_t>(n);
+            continue;
+          }
+          if (n < 0 && errno == EINTR)
+            continue;
+          if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+          if (n == 0 && got == 0) {
+            finish(make_error(errc::tls_handshake_failed,
+                              peer_ + ": peer closed the connection during the "
+                                      "TLS handshake"));
+            return;
+          }
+          if (n < 0) {
+            finish(errno_to_error(errno, errc::tls_handshake_failed, peer_));
+            return;
+          }
+          break; // FIN after data: OpenSSL reads what came first
+        }
+        in.resize(got);
+        asio::post(rt_->crypto(),
+                   [this, self = self_ptr(), in{std::move(in)}]() mutable {
+                     handshake_step(std::move(in));
+                   });
+      });
+}
+
+void transport::handshake_step(std::vector<char> in) {
+  int rc;
+  int ssl_err = 0;
+  int io_err = 0;
+  bool arm = false;
+  std::string why;
+  std::vector<ack> done;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (finished_ || !tls_ || !tls_->ssl)
+      return;
+    auto ssl = tls_->ssl;
+    if (!in.empty())
+      BIO_write(SSL_get_rbio(ssl), in.data(), static_cast<int>(in.size()));
+    ERR_clear_error();
+    rc = SSL_do_handshake(ssl);
+    if (rc != 1) {
+      ssl_err = SSL_get_error(ssl, rc);
+      if (ssl_err != SSL_ERROR_WANT_READ)
+        why = tls_context::last_error(ssl);
+    } else {
+      tls_->info = tls_context::info(ssl);
+      tls_->ready = true;
+      // Writes made while we shook hands go first, in order: a writer that
+      // sees `ready` from now on queues behind them.
+      for (; !tls_->early.empty(); tls_->early.pop_front()) {
+        auto& x = tls_->early.front();
+        tls_encrypt_locked(x.data);
+        if (x.to)
+          acks_.push_back(ack{queued_total_, std::move(x.to), x.mid});
+      }
+      tls_->early_bytes = 0;
+    }
+    // Our next flight, or the alert that tells the peer why we give up.
+    tls_drain_locked();
+    io_err = push_locked(arm);
+    take_acks_locked(done);
+  }
+  for (auto& x : done)
+    respond(x.to, x.mid, caf::message{});
+  post([this, rc, ssl_err, io_err, arm, why{std::move(why)}]() mutable {
+    on_handshake_step(rc, ssl_err, io_err, arm, std::move(why));
+  });
+}
+
+void transport::on_handshake_step(int rc, int ssl_err, int io_err, bool arm,
+                                  std::string why) {
+  if (state_ != state::handshaking)
+    return;
+  if (io_err != 0) {
+    finish(errno_to_error(io_err, errc::tls_handshake_failed, peer_));
+    return;
+  }
+  if (arm)
+    arm_write();
+  if (rc == 1) {
+    timer_.reset();
+    state_ = state::open;
+    if (auto fn = std::move(tls_->on_handshake)) {
+      tls_->on_handshake = nullptr;
+      fn(); // the listener spawns the connection actor
+    } else {
+      on_ready(); // a client
+    }
+    return;
+  }
+  if (ssl_err == SSL_ERROR_WANT_READ) {
+    arm_handshake_read();
+    return;
+  }
+  // Flush the alert we queued, then close with OpenSSL's reason.
+  state_ = state::open;
+  begin_close(make_error(errc::tls_handshake_failed, peer_ + ": " + why));
+}
+
+void transport::read_tls() {
+  thread_local std::vector<char> wire;
+  thread_local std::vector<char> plain;
+  auto cap = cfg_->read_chunk;
+  if (wire.size() < cap)
+    wire.resize(cap);
+  if (plain.size() < cap)
+    plain.resize(cap);
+  bool drained = false; // the last recv emptied the socket
+  for (int i = 0; i < max_reads_per_turn; ++i) {
+    // Plaintext OpenSSL already holds goes first: it may be left from the
+    // handshake's last flight or from before a pause.
+    std::size_t n = 0;
+    int status = SSL_ERROR_NONE;
+    std::string why;
+    bool arm = false;
+    int io_err = 0;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (!tls_->ssl)
+        return;
+      ERR_clear_error();
+      while (n < cap) {
+        auto r = SSL_read(tls_->ssl, plain.data() + n,
+                          static_cast<int>(std::min(cap - n, max_record)));
+        if (r > 0) {
+          n += static_cast<std::size_t>(r);
+          continue;
+        }
+        status = SSL_get_error(tls_->ssl, r);
+        if (status != SSL_ERROR_WANT_READ && status != SSL_ERROR_ZERO_RETURN)
+          why = tls_context::last_error(tls_->ssl);
+        break;
+      }
+      // Reading may answer the peer (a key update) or store a ticket.
+      tls_drain_locked();
+      io_err = push_locked(arm);
+    }
+    if (arm)
+      arm_write();
+    if (io_err != 0) {
+      finish(errno_to_error(io_err, errc::write_failed, peer_));
+      return;
+    }
+    if (n > 0 && deliver_chunk(bytes{plain.data(), n}))
+      return; // paused; whoever drains the actor resumes us
+    if (status == SSL_ERROR_NONE)
+      continue; // a full chunk: there may be more
+    if (status == SSL_ERROR_ZERO_RETURN) {
+      on_eof(caf::error{}); // close_notify: a clean end
+      return;
+    }
+    if (status != SSL_ERROR_WANT_READ) {
+      finish(make_error(errc::tls_failed, peer_ + ": " + why));
+      return;
+    }
+    if (drained) {
+      arm_read();
+      return;
+    }
+    auto got = ::recv(fd_, wire.data(), cap, MSG_DONTWAIT);
+    if (got > 0) {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (!tls_->ssl)
+        return;
+      BIO_write(SSL_get_rbio(tls_->ssl), wire.data(), static_cast<int>(got));
+      drained = static_cast<std::size_t>(got) < cap;
+      continue;
+    }
+    if (got == 0) {
+      on_eof(make_error(errc::tls_truncated,
+                        peer_ + ": peer closed the connection without TLS "
+                                "close_notify; data may be cut short"));
+      return;
+    }
+    if (errno == EINTR)
+      continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      arm_read();
+      return;
+    }
+    finish(errno_to_error(errno, errc::io_failed, peer_));
+    return;
+  }
+  post([this] { read_some(); });
+}
+
+bool transport::tls_encrypt_locked(const bytes& data) {
+  auto ssl = tls_->ssl;
+  for (std::size_t pos = 0; pos < data.size();) {
+    auto len = std::min(data.size() - pos, max_record);
+    auto r = SSL_write(ssl, data.data() + pos, static_cast<int>(len));
+    if (r <= 0)
+      return false;
+    pos += static_cast<std::size_t>(r);
+    tls_drain_locked();
+  }
+  return true;
+}
+
+void transport::tls_drain_locked() {
+  auto wbio = SSL_get_wbio(tls_->ssl);
+  auto n = BIO_ctrl_pending(wbio);
+  if (n == 0)
+    return;
+  wq_.push_back(bytes::make(
+      n, [&](char* out) { BIO_read(wbio, out, static_cast<int>(n)); }));
+  wq_bytes_ += n;
+  queued_total_ += n;
+}
+
+void transport::tls_shutdown_locked() {
+  if (!tls_ || !tls_->ssl || !tls_->ready || tls_->close_notify_sent)
+    return;
+  tls_->close_notify_sent = true;
+  ERR_clear_error();
+  SSL_shutdown(tls_->ssl);
+  ERR_clear_error();
+  tls_drain_locked();
+}
+
+void transport::tls_release_locked(ring<ack>& acks) {
+  if (!tls_)
+    return;
+  for (; !tls_->early.empty(); tls_->early.pop_front()) {
+    auto& x = tls_->early.front();
+    if (x.to)
+      acks.push_back(ack{0, std::move(x.to), x.mid});
+  }
+  tls_->early_bytes = 0;
+  if (tls_->ssl) {
+    SSL_free(tls_->ssl);
+    tls_->ssl = nullptr;
+  }
+}
+
+} // namespace tcpactor
