@@ -369,6 +369,7 @@ BOOST_AUTO_TEST_CASE(failed_handshakes_give_typed_errors_and_spare_the_listener)
   };
   auto plain = client_tls();
   auto old_proto = client_tls();
+  old_proto.min_version = "TLSv1";
   old_proto.max_version = "TLSv1.1";
   auto bad_cipher = client_tls();
   bad_cipher.ciphersuites = "TLS_CHACHA20_POLY1305_SHA256";
@@ -447,6 +448,13 @@ BOOST_AUTO_TEST_CASE(silent_client_hits_the_handshake_timeout) {
 
 BOOST_AUTO_TEST_CASE(a_thousand_failed_handshakes_leak_no_fd) {
   auto l = listen_tls();
+  {
+    // The first handshake starts the crypto threads (and Asio's reactor
+    // with its descriptors): count from there.
+    auto c = connect_tls(l.port());
+    echo_once(c, "warm");
+  }
+  BOOST_TEST_REQUIRE(no_open_connections());
   auto before = posix::count_open_fds();
   std::string junk(64, 'x');
   for (int i = 0; i < 1000; ++i) {
