@@ -38,6 +38,13 @@ caf::error connection_config::validate(const std::string& prefix) const {
                "must be at least write_high_watermark");
   if (close_timeout.count() <= 0)
     return bad(p + "close_timeout", "must be positive");
+  for (auto [name, value] :
+       {std::pair{"first_byte_timeout", first_byte_timeout},
+        std::pair{"idle_timeout", idle_timeout},
+        std::pair{"write_stall_timeout", write_stall_timeout},
+        std::pair{"max_lifetime", max_lifetime}})
+    if (value.count() < 0)
+      return bad(p + name, "must be 0 (off) or positive");
   return caf::none;
 }
 

@@ -14,6 +14,7 @@ io_pool::io_pool(std::size_t threads) {
     // skip its internal locking.
     loops_.emplace_back(std::make_unique<asio::io_context>(1));
     guards_.emplace_back(asio::make_work_guard(*loops_.back()));
+    timeouts_.emplace_back(std::make_unique<timeouts>(*loops_.back()));
   }
   for (auto& loop : loops_) {
     std::promise<void> finished;
@@ -42,6 +43,13 @@ io_pool::~io_pool() {
 asio::io_context& io_pool::next() noexcept {
   auto i = next_.fetch_add(1, std::memory_order_relaxed);
   return *loops_[i % loops_.size()];
+}
+
+timeouts& io_pool::timeouts_of(asio::io_context& loop) noexcept {
+  for (std::size_t i = 0; i < loops_.size(); ++i)
+    if (loops_[i].get() == &loop)
+      return *timeouts_[i];
+  return *timeouts_.front(); // unreachable: every loop is ours
 }
 
 void io_pool::stop() {

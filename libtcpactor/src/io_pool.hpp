@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "asio_glue.hpp"
+#include "timeouts.hpp"
 
 namespace tcpactor {
 
@@ -26,12 +27,17 @@ public:
 
   std::size_t size() const noexcept { return loops_.size(); }
 
+  /// The deadline sweep of `loop`, one of ours.
+  timeouts& timeouts_of(asio::io_context& loop) noexcept;
+
   /// Stops the loops and joins their threads. Idempotent.
   void stop();
 
 private:
   using guard_type = asio::executor_work_guard<asio::io_context::executor_type>;
   std::vector<std::unique_ptr<asio::io_context>> loops_;
+  // One per loop, same index; destroyed before the loops.
+  std::vector<std::unique_ptr<timeouts>> timeouts_;
   std::vector<guard_type> guards_;
   std::vector<std::thread> threads_;
   std::vector<std::future<void>> done_; // ready once a loop ran out of work

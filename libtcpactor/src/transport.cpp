@@ -25,7 +25,8 @@ transport::transport(caf::actor_config& cfg, runtime::impl& rt,
                      asio::io_context& loop,
                      std::shared_ptr<const connection_config> conn_cfg)
     : caf::monitorable_actor(cfg), rt_(&rt), loop_(&loop),
-      cfg_(std::move(conn_cfg)), conn_id_(++next_conn_id) {
+      cfg_(std::move(conn_cfg)), conn_id_(++next_conn_id),
+      timeouts_(&rt.pool.timeouts_of(loop)) {
   // nop
 }
 
@@ -171,6 +172,7 @@ void transport::start(caf::strong_actor_ptr target) {
     if (state_ != state::open || reading_)
       return;
     reading_ = true;
+    watch_deadlines();
     read_some();
   });
 }
@@ -318,9 +320,77 @@ void transport::on_ready() {
   send_to_target(caf::make_message_id(),
                  caf::make_message(connected_atom::value));
   reading_ = true;
+  watch_deadlines();
   read_some();
   if (flush && state_ == state::open)
     on_writable();
+}
+
+// -- deadlines ----------------------------------------------------------------
+
+void transport::watch_deadlines() {
+  auto& c = *cfg_;
+  std::chrono::milliseconds shortest{0};
+  for (auto x : {c.first_byte_timeout, c.idle_timeout, c.write_stall_timeout,
+                 c.max_lifetime})
+    if (x.count() > 0 && (shortest.count() == 0 || x < shortest))
+      shortest = x;
+  if (shortest.count() == 0)
+    return;
+  timeouts_->watch(this, shortest);
+  // Stamps taken before the sweep ran may be stale.
+  opened_at_ = last_read_ = write_wait_since_ = timeouts::now();
+}
+
+caf::error transport::expired(timeouts::clock::time_point now) {
+  auto& c = *cfg_;
+  // A stamp may lag the event by one period; adding it means a timeout
+  // never fires early, and at most two periods late.
+  auto lag = timeouts_->period();
+  auto over = [now, lag](timeouts::clock::time_point since,
+                         std::chrono::milliseconds limit) {
+    return limit.count() > 0 && now - since >= limit + lag;
+  };
+  auto err = [this](errc code, std::chrono::milliseconds limit,
+                    const char* what) {
+    return make_error(code, peer_ + ": " + what + " for " +
+                                std::to_string(limit.count()) + "ms");
+  };
+  if (write_waiting_ && over(write_wait_since_, c.write_stall_timeout))
+    return err(errc::write_stall_timeout, c.write_stall_timeout,
+               "queued bytes made no progress");
+  if (state_ == state::open && over(opened_at_, c.max_lifetime))
+    return err(errc::lifetime_exceeded, c.max_lifetime, "connection open");
+  if (state_ != state::open || !reading_)
+    return {};
+  if (!any_read_ && over(opened_at_, c.first_byte_timeout))
+    return err(errc::first_byte_timeout, c.first_byte_timeout, "no first byte");
+  if (any_read_ && over(last_read_, c.idle_timeout)) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (read_paused_) {
+      // Our actor is behind, not the peer: waiting does not count.
+      last_read_ = now;
+      return {};
+    }
+    return err(errc::idle_timeout, c.idle_timeout, "no byte received");
+  }
+  return {};
+}
+
+bool transport::deadline_passed(timeouts::clock::time_point now) {
+  return static_cast<bool>(expired(now));
+}
+
+void transport::on_deadline(timeouts::clock::time_point now) {
+  auto err = expired(now);
+  if (!err)
+    return;
+  if (kind(err) == errc::write_stall_timeout) {
+    finish(std::move(err)); // the queue cannot drain: drop it
+    return;
+  }
+  // The peer still gets the replies queued so far.
+  begin_close(std::move(err));
 }
 
 // -- close --------------------------------------------------------------------
@@ -406,6 +476,7 @@ void transport::finish(caf::error reason, bool notify_target) {
   }
   resolver_.reset();
   timer_.reset();
+  timeouts_->unwatch(this);
   // Includes TLS writes that waited for a handshake that never finished.
   for (; !acks.empty(); acks.pop_front())
     respond(acks.front().to, acks.front().mid,

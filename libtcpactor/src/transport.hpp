@@ -21,6 +21,7 @@
 #include "tcpactor/config.hpp"
 #include "tcpactor/fwd.hpp"
 #include "tcpactor/tls.hpp"
+#include "timeouts.hpp"
 #include "tls_context.hpp"
 
 namespace tcpactor {
@@ -130,8 +131,25 @@ public:
   /// The target actor terminated; closes if still open.
   void target_down(const caf::error& reason);
 
+  // -- deadlines (timeouts.cpp calls these on the loop)
+  // ------------------------
+
+  static constexpr uint32_t not_watched = UINT32_MAX;
+
+  /// Did a per-phase timeout expire? Cheap: no lock unless one did.
+  bool deadline_passed(timeouts::clock::time_point now);
+
+  /// Ends the connection for the timeout that expired.
+  void on_deadline(timeouts::clock::time_point now);
+
 private:
+  friend class timeouts;
   struct ack;
+
+  /// Reading began: starts the per-phase deadlines, if any is set.
+  void watch_deadlines();
+  /// Which timeout expired, if any.
+  caf::error expired(timeouts::clock::time_point now);
 
   // -- I/O loop only: lifecycle (transport.cpp) -------------------------------
 
@@ -247,6 +265,14 @@ private:
   uint64_t last_request_ = 0;
   caf::error close_reason_;
   finish_hook on_finish_;
+  // Deadlines: timestamps from the loop's cached clock.
+  timeouts* timeouts_;
+  uint32_t watch_index_ = not_watched;
+  bool any_read_ = false;
+  bool write_waiting_ = false; // the loop waits for writability
+  timeouts::clock::time_point opened_at_;
+  timeouts::clock::time_point last_read_;
+  timeouts::clock::time_point write_wait_since_;
   // Only on TLS connections, so a plain one pays one pointer. Its OpenSSL
   // objects are guarded by mtx_ (reads and writes come from any thread).
   std::unique_ptr<tls_state> tls_;

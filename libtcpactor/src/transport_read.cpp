@@ -31,6 +31,8 @@ void transport::read_some() {
   for (int i = 0; i < max_reads_per_turn; ++i) {
     auto n = ::recv(fd_, scratch.data(), cfg_->read_chunk, MSG_DONTWAIT);
     if (n > 0) {
+      any_read_ = true;
+      last_read_ = timeouts::now();
       auto len = static_cast<std::size_t>(n);
       if (deliver_chunk(bytes{scratch.data(), len})) {
         // Whoever brings the counters back below the low marks resumes us.

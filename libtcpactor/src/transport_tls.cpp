@@ -260,6 +260,8 @@ void transport::read_tls() {
     }
     auto got = ::recv(fd_, wire.data(), cap, MSG_DONTWAIT);
     if (got > 0) {
+      any_read_ = true;
+      last_read_ = timeouts::now();
       std::lock_guard<std::mutex> guard{mtx_};
       if (!tls_->ssl)
         return;

@@ -133,6 +133,10 @@ int transport::flush_locked() {
 void transport::arm_write() {
   if (state_ == state::closed || !socket_)
     return;
+  if (!write_waiting_) {
+    write_waiting_ = true;
+    write_wait_since_ = timeouts::now();
+  }
   socket_->async_wait(tcp::socket::wait_write,
                       [this, self = self_ptr()](error_code ec) {
                         if (state_ == state::closed)
@@ -153,7 +157,10 @@ void transport::on_writable() {
   bool resume = false;
   {
     std::lock_guard<std::mutex> guard{mtx_};
+    auto before = written_total_;
     err = flush_locked();
+    if (written_total_ != before)
+      write_wait_since_ = timeouts::now();
     empty = wq_.empty();
     if (empty || err != 0)
       write_armed_ = err == EAGAIN;
@@ -165,6 +172,8 @@ void transport::on_writable() {
   }
   for (auto& x : done)
     respond(x.to, x.mid, caf::message{});
+  if (err != EAGAIN)
+    write_waiting_ = false;
   if (err == EAGAIN) {
     arm_write();
   } else if (err != 0) {

@@ -43,6 +43,24 @@ struct connection_config {
   /// Disable Nagle's algorithm: replies go out at once.
   bool tcp_nodelay = true;
 
+  // Per-phase timeouts, checked by the I/O loop (never reset by messages in
+  // the actor's mailbox) with a precision of an eighth of the shortest one.
+  // 0 turns one off. Each ends the connection with its own error kind.
+
+  /// No byte arrived this long after the connection opened (after the TLS
+  /// handshake): `errc::first_byte_timeout`. Off by default, since in many
+  /// protocols the server speaks first.
+  std::chrono::milliseconds first_byte_timeout{0};
+  /// No byte arrived for this long: `errc::idle_timeout`. Time while
+  /// reading is paused for flow control does not count. Off by default.
+  std::chrono::milliseconds idle_timeout{0};
+  /// Queued bytes made no progress for this long (the peer stopped
+  /// reading): `errc::write_stall_timeout`, queued bytes are dropped.
+  std::chrono::milliseconds write_stall_timeout{60'000};
+  /// The connection closes (flushing its queue) after this long:
+  /// `errc::lifetime_exceeded`. Off by default.
+  std::chrono::milliseconds max_lifetime{0};
+
   /// Checks ranges; the error names `<prefix>.<field>`.
   caf::error validate(const std::string& prefix = "connection") const;
 };
