@@ -250,6 +250,18 @@ class EchoDaemonTlsTest(DaemonTestCase):
         # Any other name gets the default certificate.
         self.assertEqual(self.peer_cn(self.tls_connect(port)), "localhost")
 
+    def test_command_line_sni_list_replaces_the_files(self):
+        # The file's entry names files that do not exist; had it been kept,
+        # the daemon would refuse to start.
+        conf = self.tls_conf(sni="old.example.test=/nonexistent.pem,"
+                                 "/nonexistent.key")
+        _, port = self.start(
+            "--tls.sni", "%s = %s , %s" % (SNI_HOST, self.cert("sni.pem"),
+                                           self.cert("sni.key")),
+            conf=conf)
+        sock = self.tls_connect(port, server_hostname=SNI_HOST)
+        self.assertEqual(self.peer_cn(sock), SNI_HOST)
+
     def test_alpn_picks_the_servers_first_choice_the_client_offers(self):
         _, port = self.start_tls(alpn="echo,http/1.1")
         sock = self.tls_connect(

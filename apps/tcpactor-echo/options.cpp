@@ -406,7 +406,9 @@ std::vector<option_spec> tls_specs() {
       &options::key_password));
   xs.push_back(secret_option(
       "key-password-file", "<path>",
-      "Read the key password from this file's first line instead.",
+      "Read the key password from this file's first line instead. "
+      "Passwords are read once, at startup: a key renewed for SIGHUP must "
+      "keep its password.",
       &options::key_password));
   xs.push_back(secret_option(
       "key-password-env", "<name>",
@@ -523,9 +525,10 @@ std::vector<option_spec> tls_specs() {
          if (eq == std::string::npos || comma == std::string::npos)
            return in_quotes(v.text) + " is not host=cert-file,key-file";
          tcpactor::tls_sni_certificate x;
-         x.host = trim(std::string_view{v.text}.substr(0, eq));
-         x.cert_file = v.text.substr(eq + 1, comma - eq - 1);
-         x.key_file = v.text.substr(comma + 1);
+         std::string_view text = v.text;
+         x.host = trim(text.substr(0, eq));
+         x.cert_file = trim(text.substr(eq + 1, comma - eq - 1));
+         x.key_file = trim(text.substr(comma + 1));
          if (x.host.empty() || x.cert_file.empty() || x.key_file.empty())
            return in_quotes(v.text) +
                   " is not host=cert-file,key-file (a part is empty)";
