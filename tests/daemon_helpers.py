@@ -97,9 +97,9 @@ class Daemon:
     """A running tcpactor-echo whose stdout and stderr are read as they
     come."""
 
-    def __init__(self, args, env=None):
+    def __init__(self, args, env=None, cwd=None):
         self.proc = subprocess.Popen([ECHO, *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=env)
+                                     stderr=subprocess.PIPE, env=env, cwd=cwd)
         self.out = _Lines(self.proc.stdout)
         self.err = _Lines(self.proc.stderr)
 
@@ -153,17 +153,18 @@ class DaemonTestCase(unittest.TestCase):
             f.write(text)
         return path
 
-    def spawn(self, *args, env=None):
-        d = Daemon(args, env=env)
+    def spawn(self, *args, env=None, cwd=None):
+        d = Daemon(args, env=env, cwd=cwd)
         self.daemons.append(d)
         return d
 
-    def start(self, *args, conf=None, env=None):
+    def start(self, *args, conf=None, env=None, cwd=None):
         """Starts a daemon on a kernel-picked port and returns
         (daemon, port)."""
         if conf is None:
             conf = self.write_conf('[echo]\nlog-level="warning"\n')
-        d = self.spawn("--port", "0", "--config-file", conf, *args, env=env)
+        d = self.spawn("--port", "0", "--config-file", conf, *args, env=env,
+                       cwd=cwd)
         m = d.out.wait_for(LISTENING, START_TIMEOUT)
         if not m:
             d.kill()

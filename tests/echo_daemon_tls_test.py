@@ -22,8 +22,8 @@ import threading
 import time
 import unittest
 
-from daemon_helpers import (EXIT_TIMEOUT, IO_TIMEOUT, DaemonTestCase,
-                            _Lines, recv_exactly)
+from daemon_helpers import (EXIT_TIMEOUT, IO_TIMEOUT, SOURCE_DIR,
+                            DaemonTestCase, _Lines, recv_exactly)
 
 OPENSSL_TIMEOUT = 30.0
 SNI_HOST = "echo.example.test"
@@ -340,6 +340,19 @@ class EchoDaemonTlsTest(DaemonTestCase):
         self.assertIsNotNone(
             d.err.wait_for("tls_handshake_timeout", IO_TIMEOUT), d.err.text())
         self.assert_healthy(d, port)
+
+    def test_example_tls_config_file_starts(self):
+        # config/tcpactor-echo-tls.conf names tls/*.pem relative to the
+        # directory the daemon runs in, as the README makes them.
+        os.mkdir(os.path.join(self.tmp.name, "tls"))
+        for name in ["ca.pem", "server.pem", "server.key"]:
+            shutil.copy(self.cert(name), os.path.join(self.tmp.name, "tls"))
+        conf = os.path.join(SOURCE_DIR, "config", "tcpactor-echo-tls.conf")
+        _, port = self.start(conf=conf, cwd=self.tmp.name)
+        sock = self.tls_connect(
+            port, self.client_context(alpn=["echo"], cert="client"))
+        self.assertEqual(sock.selected_alpn_protocol(), "echo")
+        self.assert_echoes(sock)
 
     # -- mTLS ----------------------------------------------------------------
 
