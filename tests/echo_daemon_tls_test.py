@@ -15,7 +15,9 @@ import os
 import selectors
 import shutil
 import signal
+import socket
 import ssl
+import struct
 import subprocess
 import tempfile
 import threading
@@ -410,6 +412,48 @@ class EchoDaemonTlsTest(DaemonTestCase):
         self.assertIsNotNone(
             d.err.wait_for("handshake_failed", IO_TIMEOUT), d.err.text())
         self.assert_healthy(d, port)
+
+    def test_half_a_client_hello_then_close_or_reset(self):
+        d, port = self.start_tls()
+        # A TLS 1.2 ClientHello record header announcing 512 bytes, then
+        # only a few of them.
+        partial = bytes([22, 3, 1, 2, 0, 1, 0, 1, 252, 3, 3]) + b"\0" * 20
+        for reset in [False, True]:
+            with self.subTest(reset=reset):
+                sock = self.connect(port)
+                sock.sendall(partial)
+                if reset:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                    struct.pack("ii", 1, 0))
+                sock.close()
+                self.assert_healthy(d, port)
+
+    def test_a_client_that_stops_reading_gets_everything_once_it_reads(self):
+        # The server pauses reading while its write queue is full and must
+        # resume over TLS, where one socket read is not one record.
+        _, port = self.start_tls()
+        sock = self.tls_connect(port)
+        sock.setblocking(False)
+        payload = os.urandom(8 << 20)
+        sent = 0
+        with selectors.DefaultSelector() as sel:
+            sel.register(sock, selectors.EVENT_WRITE)
+            # Write until both directions are full: the select times out
+            # once the server has stopped reading.
+            while sent < len(payload) and sel.select(1.0):
+                try:
+                    sent += sock.send(payload[sent:sent + 16384])
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    pass
+        # Well below 8 MiB: the server did stop reading (its limits are
+        # 1 MiB unprocessed and 1 MiB queued, plus the socket buffers).
+        self.assertLess(sent, len(payload))
+        sock.settimeout(IO_TIMEOUT)
+        got = recv_exactly(sock, sent)
+        self.assertEqual(got, payload[:sent])
+        rest = payload[sent:]
+        if rest:
+            self.assertEqual(self.echo_bulk(sock, rest), rest)
 
     # -- openssl s_client ----------------------------------------------------
 
