@@ -9,115 +9,18 @@ its stdout, so tests never collide and never sleep to synchronise.
 import hashlib
 import os
 import re
-import selectors
 import signal
-import socket
 import subprocess
-import tempfile
 import threading
 import unittest
 
-ECHO = os.environ.get("TCPACTOR_ECHO", "")
-SOURCE_DIR = os.environ.get(
-    "TCPACTOR_SOURCE_DIR",
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEFAULT_CONF = os.path.join(SOURCE_DIR, "config", "tcpactor-echo.conf")
-
-# Generous bounds: the machine has two cores shared with parallel builds.
-START_TIMEOUT = 20.0
-IO_TIMEOUT = 30.0
-EXIT_TIMEOUT = 10.0
-
-LISTENING = re.compile(rb"listening on (\S+):(\d+)")
+from daemon_helpers import (DEFAULT_CONF, EXIT_TIMEOUT, IO_TIMEOUT,
+                            DaemonTestCase, recv_exactly)
 
 
-def read_line(proc, timeout):
-    """Reads one line from `proc`'s stdout within `timeout` seconds, or
-    returns None. A selector bounds the wait; readline() alone could block
-    forever on a daemon that never prints."""
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        if not sel.select(timeout):
-            return None
-    # The daemon writes and flushes the whole line at once.
-    return proc.stdout.readline()
-
-
-def recv_exactly(sock, n):
-    chunks = []
-    got = 0
-    while got < n:
-        chunk = sock.recv(min(n - got, 1 << 20))
-        if not chunk:
-            raise AssertionError(
-                "peer closed after %d of %d bytes" % (got, n))
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
-
-
-class EchoDaemonTest(unittest.TestCase):
-
-    def setUp(self):
-        self.assertTrue(ECHO and os.access(ECHO, os.X_OK),
-                        "TCPACTOR_ECHO must name the tcpactor-echo binary")
-        self.procs = []
-        self.tmp = tempfile.TemporaryDirectory(prefix="echo_daemon_test.")
-
-    def tearDown(self):
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-            try:
-                proc.communicate(timeout=EXIT_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                pass
-        self.tmp.cleanup()
+class EchoDaemonTest(DaemonTestCase):
 
     # -- helpers -------------------------------------------------------------
-
-    def write_conf(self, text, name="echo.conf"):
-        path = os.path.join(self.tmp.name, name)
-        with open(path, "w") as f:
-            f.write(text)
-        return path
-
-    def spawn(self, *args):
-        proc = subprocess.Popen([ECHO, *args], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        self.procs.append(proc)
-        return proc
-
-    def start(self, *args, conf=None):
-        """Starts a daemon on a kernel-picked port and returns (proc, port)."""
-        if conf is None:
-            conf = self.write_conf('[echo]\nlog-level="warning"\n')
-        proc = self.spawn("--port", "0", "--config-file", conf, *args)
-        line = read_line(proc, START_TIMEOUT)
-        if not line:
-            proc.kill()
-            _, err = proc.communicate(timeout=EXIT_TIMEOUT)
-            self.fail("no 'listening on' line; exit %s, stderr: %s"
-                      % (proc.returncode, err.decode(errors="replace")))
-        m = LISTENING.search(line)
-        self.assertIsNotNone(m, "unexpected first line: %r" % line)
-        self.assertEqual(m.group(1), b"127.0.0.1")
-        port = int(m.group(2))
-        self.assertNotEqual(port, 0)
-        return proc, port
-
-    def run_daemon(self, *args):
-        """Runs a daemon expected to exit by itself; returns
-        (exit code, stdout, stderr)."""
-        proc = self.spawn(*args)
-        out, err = proc.communicate(timeout=START_TIMEOUT)
-        return proc.returncode, out.decode(), err.decode()
-
-    def connect(self, port):
-        sock = socket.create_connection(("127.0.0.1", port),
-                                        timeout=IO_TIMEOUT)
-        self.addCleanup(sock.close)
-        return sock
 
     def echo_roundtrip(self, port, payload):
         """Sends `payload` from one thread while reading from another, so a
@@ -130,15 +33,6 @@ class EchoDaemonTest(unittest.TestCase):
             return recv_exactly(sock, len(payload))
         finally:
             sender.join(IO_TIMEOUT)
-
-    def stop(self, proc):
-        proc.send_signal(signal.SIGTERM)
-        try:
-            _, err = proc.communicate(timeout=EXIT_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.fail("daemon did not exit within %ss of SIGTERM"
-                      % EXIT_TIMEOUT)
-        return proc.returncode, err.decode()
 
     # -- echo ----------------------------------------------------------------
 
@@ -214,8 +108,7 @@ class EchoDaemonTest(unittest.TestCase):
     def test_sigint_exits_zero(self):
         proc, _ = self.start()
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=EXIT_TIMEOUT)
-        self.assertEqual(proc.returncode, 0)
+        self.assertEqual(proc.wait(EXIT_TIMEOUT), 0)
 
     def test_sighup_is_logged_and_ignored(self):
         conf = self.write_conf('[echo]\nlog-level="info"\n')
@@ -229,7 +122,7 @@ class EchoDaemonTest(unittest.TestCase):
         self.assertIsNone(proc.poll())
         code, err = self.stop(proc)
         self.assertEqual(code, 0, err)
-        self.assertIn("SIGHUP ignored", err)
+        self.assertIn("SIGHUP ignored: TLS is not enabled", err)
         self.assertIn("connection 1 opened", err)
 
     # -- startup errors ------------------------------------------------------

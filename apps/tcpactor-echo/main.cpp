@@ -1,9 +1,11 @@
 // tcpactor-echo: a TCP echo daemon. Every byte a client sends comes back.
 //
 // Exit codes: 0 stopped by SIGINT/SIGTERM, 1 cannot listen (or start), 2 bad
-// option or config file.
+// option or config file. A TLS file that is missing, unreadable, malformed or
+// does not match its partner is 2 as well: like a bad value, it is fixed in
+// the configuration (or the files it names), and retrying cannot help, while
+// 1 stays what a supervisor may retry (a port still in use).
 
-#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -33,6 +35,9 @@ constexpr const char* prog = "tcpactor-echo";
 /// How long SIGTERM waits for the listener to confirm it stopped accepting.
 constexpr auto stop_timeout = 5s;
 
+/// How long SIGHUP waits for the listener to reload; it reads a few files.
+constexpr auto reload_timeout = 10s;
+
 /// Prints "tcpactor-echo: <msg>" on stderr and returns `code`. Startup errors
 /// bypass the log so they show at every log level, quiet included.
 int fail(int code, const std::string& msg) {
@@ -52,20 +57,16 @@ std::string address(const std::string& host, uint16_t port) {
   return host + ":" + std::to_string(port);
 }
 
-/// Renders a failed validate() in the daemon's key names, e.g.
+/// Renders a configuration error in the daemon's key names, e.g.
 /// "connection.write-low-watermark" for the library's
 /// "connection.write_low_watermark", so users find the line to fix.
-std::string config_error(const caf::error& err) {
+std::string config_error(const caf::error& err,
+                         const tcpactor_echo::options& opts) {
   auto text = tcpactor::describe(err);
   const std::string prefix = "invalid_config: ";
-  if (text.compare(0, prefix.size(), prefix) != 0)
-    return text;
-  text.erase(0, prefix.size());
-  for (std::string lib : {"listener.", "runtime."})
-    if (text.compare(0, lib.size(), lib) == 0)
-      text.replace(0, lib.size(), "echo.");
-  std::replace(text.begin(), text.end(), '_', '-');
-  return "invalid configuration: " + text;
+  if (text.compare(0, prefix.size(), prefix) == 0)
+    text = "invalid configuration: " + text.substr(prefix.size());
+  return tcpactor_echo::daemon_key_names(text, opts);
 }
 
 sigset_t handled_signals() {
@@ -77,15 +78,37 @@ sigset_t handled_signals() {
   return set;
 }
 
-/// Waits for SIGINT or SIGTERM and returns it; SIGHUP is logged and ignored.
-int wait_for_stop_signal(const sigset_t& set) {
+/// Asks the listener to read its TLS files again. A failure keeps the
+/// certificates in use, so it is a warning and the daemon goes on serving.
+void reload_tls(caf::actor_system& sys, const tcpactor::listener& lst,
+                const tcpactor_echo::options& opts) {
+  if (!opts.listener.tls.enabled) {
+    info("SIGHUP ignored: TLS is not enabled, nothing to reload");
+    return;
+  }
+  info("SIGHUP: reloading the TLS certificates");
+  caf::scoped_actor self{sys};
+  self->request(lst.handle(), reload_timeout, tcpactor::tls_reload_atom::value)
+      .receive([] { info("SIGHUP: TLS certificates reloaded"); },
+               [&](const caf::error& err) {
+                 log::write(log::level::warning,
+                            "SIGHUP: TLS reload failed, still serving the "
+                            "previous certificates: " +
+                                config_error(err, opts));
+               });
+}
+
+/// Waits for SIGINT or SIGTERM and returns it; SIGHUP reloads TLS.
+int wait_for_stop_signal(const sigset_t& set, caf::actor_system& sys,
+                         const tcpactor::listener& lst,
+                         const tcpactor_echo::options& opts) {
   for (;;) {
     int sig = 0;
     if (sigwait(&set, &sig) != 0)
       continue;
     if (sig != SIGHUP)
       return sig;
-    info("SIGHUP ignored (TLS reload comes later)");
+    reload_tls(sys, lst, opts);
   }
 }
 
@@ -117,15 +140,20 @@ int run(const tcpactor_echo::options& opts, const sigset_t& signals) {
          const tcpactor::caller&) -> caf::expected<tcpactor::service> {
         return tcpactor::echo_service();
       });
+  // The library reads the TLS files before it binds, and names the field,
+  // the file and the cause.
+  if (!lst && tcpactor::kind(lst.error()) == tcpactor::errc::invalid_config)
+    return fail(2, config_error(lst.error(), opts));
   if (!lst)
     return fail(1, "cannot listen on " +
                        address(opts.listener.host, opts.listener.port) + ": " +
                        tcpactor::describe(lst.error()));
   // On stdout as well as in the log, so scripts learn the port the kernel
   // picked for --port 0 even at log level warning or quiet.
-  std::printf("listening on %s\n", address(lst->host(), lst->port()).c_str());
+  std::printf("listening on %s%s\n", address(lst->host(), lst->port()).c_str(),
+              opts.listener.tls.enabled ? " (TLS)" : "");
   std::fflush(stdout);
-  auto sig = wait_for_stop_signal(signals);
+  auto sig = wait_for_stop_signal(signals, sys, *lst, opts);
   info(std::string{sig == SIGINT ? "SIGINT" : "SIGTERM"} +
        ": stopping the listener on " + address(lst->host(), lst->port()));
   stop_accepting(sys, *lst);
@@ -151,11 +179,11 @@ int main(int argc, char** argv) {
   // each value; these catch combinations such as a low watermark above the
   // high one, and name the field.
   if (auto e = opts.runtime.validate())
-    return fail(2, config_error(e));
+    return fail(2, config_error(e, opts));
   if (auto e = opts.listener.connection.validate("connection"))
-    return fail(2, config_error(e));
+    return fail(2, config_error(e, opts));
   if (auto e = opts.listener.validate())
-    return fail(2, config_error(e));
+    return fail(2, config_error(e, opts));
   log::set_level(opts.log_level);
   // Block before CAF and Asio start threads: new threads inherit the mask,
   // so these signals reach only the sigwait in main.

@@ -1,11 +1,14 @@
 #include "options.hpp"
 #include "../common/text.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <climits>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -173,11 +176,12 @@ std::string format_duration(std::chrono::milliseconds x) {
 
 template <class Field>
 option_spec string_option(std::string section, std::string key,
-                          std::string alias, std::string help, Field field) {
+                          std::string alias, std::string help, Field field,
+                          std::string type = "<string>") {
   return {std::move(section),
           std::move(key),
           std::move(alias),
-          "<string>",
+          std::move(type),
           std::move(help),
           [field](options& o, const raw_value& v) -> std::string {
             if (v.in_file && !v.quoted)
@@ -277,6 +281,299 @@ option_spec log_level_option() {
           [](options& o) { return tcpactor::log::to_string(o.log_level); }};
 }
 
+/// A value from a fixed list. Quotes are optional, as for log-level.
+option_spec choice_option(std::string section, std::string key,
+                          std::string help, std::vector<std::string> choices,
+                          std::function<void(options&, const std::string&)> put,
+                          std::function<std::string(options&)> get) {
+  std::string type = "<";
+  std::string listed;
+  for (auto& x : choices) {
+    auto shown = x.empty() ? std::string{"\"\""} : x;
+    type += (type.size() > 1 ? "|" : "") + shown;
+    listed += (listed.empty() ? "" : ", ") + shown;
+  }
+  type += ">";
+  return {
+      std::move(section),
+      std::move(key),
+      {},
+      std::move(type),
+      std::move(help),
+      [choices, put, listed](options& o, const raw_value& v) -> std::string {
+        for (auto& x : choices)
+          if (x == v.text) {
+            put(o, v.text);
+            return {};
+          }
+        return in_quotes(v.text) + " is not one of " + listed;
+      },
+      std::move(get)};
+}
+
+std::vector<std::string> split(std::string_view text, char sep) {
+  std::vector<std::string> out;
+  for (;;) {
+    auto pos = text.find(sep);
+    out.emplace_back(trim(text.substr(0, pos)));
+    if (pos == std::string_view::npos)
+      return out;
+    text = text.substr(pos + 1);
+  }
+}
+
+std::string join(const std::vector<std::string>& xs, std::string_view sep) {
+  std::string out;
+  for (auto& x : xs) {
+    if (!out.empty())
+      out += sep;
+    out += x;
+  }
+  return out;
+}
+
+std::string tls_version_help(std::string_view which) {
+  return std::string{which} +
+         " protocol version: TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3; \"\" leaves "
+         "it to OpenSSL.";
+}
+
+const std::vector<std::string> tls_versions = {"", "TLSv1", "TLSv1.1",
+                                               "TLSv1.2", "TLSv1.3"};
+
+/// A password given directly, as a file to read or as an environment
+/// variable to read; whichever of the three keys comes last wins.
+option_spec secret_option(std::string key, std::string type, std::string help,
+                          options::secret options::*field) {
+  auto full = "tls." + key;
+  return {"tls",
+          std::move(key),
+          {},
+          std::move(type),
+          std::move(help),
+          [full, field](options& o, const raw_value& v) -> std::string {
+            if (v.in_file && !v.quoted)
+              return "expected a quoted string, e.g. \"" + v.text + "\"";
+            o.*field = {full, v.text};
+            return {};
+          },
+          [full, field](options& o) {
+            return "\"" + ((o.*field).key == full ? (o.*field).value : "") +
+                   "\"";
+          }};
+}
+
+std::vector<option_spec> tls_specs() {
+  std::vector<option_spec> xs;
+  auto tls = [](options& o) -> tcpactor::tls_config& { return o.listener.tls; };
+  xs.push_back(choice_option(
+      "tls", "enabled",
+      "TLS on the listening port. auto: on when tls.cert-file or "
+      "tls.pkcs12-file is set (any other tls.* setting without a "
+      "certificate is an error); false: plain TCP whatever else is set.",
+      {"auto", "true", "false"},
+      [](options& o, const std::string& x) {
+        o.tls_enabled = x == "true"    ? options::tls_switch::on
+                        : x == "false" ? options::tls_switch::off
+                                       : options::tls_switch::automatic;
+      },
+      [](options& o) -> std::string {
+        switch (o.tls_enabled) {
+          case options::tls_switch::on:
+            return "true";
+          case options::tls_switch::off:
+            return "false";
+          default:
+            return "auto";
+        }
+      }));
+  xs.push_back(string_option(
+      "tls", "cert-file", "",
+      "Certificate chain, PEM: the server certificate first, then "
+      "intermediates. Needs tls.key-file.",
+      [tls](options& o) -> std::string& { return tls(o).cert_file; },
+      "<path>"));
+  xs.push_back(string_option(
+      "tls", "key-file", "",
+      "Private key of tls.cert-file, PEM (PKCS#8 or traditional, encrypted "
+      "or not).",
+      [tls](options& o) -> std::string& { return tls(o).key_file; }, "<path>"));
+  xs.push_back(secret_option(
+      "key-password", "<string>",
+      "Password of an encrypted tls.key-file (also used for tls.sni keys). "
+      "On the command line it shows in ps; prefer tls.key-password-file or "
+      "tls.key-password-env.",
+      &options::key_password));
+  xs.push_back(secret_option(
+      "key-password-file", "<path>",
+      "Read the key password from this file's first line instead. "
+      "Passwords are read once, at startup: a key renewed for SIGHUP must "
+      "keep its password.",
+      &options::key_password));
+  xs.push_back(secret_option(
+      "key-password-env", "<name>",
+      "Read the key password from this environment variable instead.",
+      &options::key_password));
+  xs.push_back(string_option(
+      "tls", "pkcs12-file", "",
+      "PKCS#12 keystore (certificate, chain and key) instead of "
+      "tls.cert-file and tls.key-file.",
+      [tls](options& o) -> std::string& { return tls(o).pkcs12_file; },
+      "<path>"));
+  xs.push_back(secret_option(
+      "pkcs12-password", "<string>",
+      "Password of tls.pkcs12-file. On the command line it shows in ps; "
+      "prefer tls.pkcs12-password-file or tls.pkcs12-password-env.",
+      &options::pkcs12_password));
+  xs.push_back(secret_option(
+      "pkcs12-password-file", "<path>",
+      "Read the keystore password from this file's first line instead.",
+      &options::pkcs12_password));
+  xs.push_back(secret_option(
+      "pkcs12-password-env", "<name>",
+      "Read the keystore password from this environment variable instead.",
+      &options::pkcs12_password));
+  xs.push_back(string_option(
+      "tls", "ca-file", "",
+      "CA certificates (PEM) that may sign client certificates; needed when "
+      "tls.verify-client is not none.",
+      [tls](options& o) -> std::string& { return tls(o).ca_file; }, "<path>"));
+  xs.push_back(string_option(
+      "tls", "ca-dir", "",
+      "Directory of hashed CA certificates (openssl rehash), instead of or "
+      "besides tls.ca-file.",
+      [tls](options& o) -> std::string& { return tls(o).ca_dir; }, "<path>"));
+  xs.push_back(choice_option(
+      "tls", "verify-client",
+      "Client certificates (mTLS): none: not asked for; request: asked for "
+      "and verified if sent; require: a client without a valid one fails "
+      "the handshake.",
+      {"none", "request", "require"},
+      [tls](options& o, const std::string& x) {
+        using auth = tcpactor::tls_config::client_auth;
+        tls(o).verify_client = x == "require"   ? auth::require
+                               : x == "request" ? auth::request
+                                                : auth::none;
+      },
+      [tls](options& o) -> std::string {
+        using auth = tcpactor::tls_config::client_auth;
+        auto x = tls(o).verify_client;
+        return x == auth::require   ? "require"
+               : x == auth::request ? "request"
+                                    : "none";
+      }));
+  xs.push_back(choice_option(
+      "tls", "min-version", tls_version_help("Lowest"), tls_versions,
+      [tls](options& o, const std::string& x) { tls(o).min_version = x; },
+      [tls](options& o) { return "\"" + tls(o).min_version + "\""; }));
+  xs.push_back(choice_option(
+      "tls", "max-version", tls_version_help("Highest"), tls_versions,
+      [tls](options& o, const std::string& x) { tls(o).max_version = x; },
+      [tls](options& o) { return "\"" + tls(o).max_version + "\""; }));
+  xs.push_back(string_option(
+      "tls", "ciphers", "",
+      "TLS 1.2 cipher list in OpenSSL's syntax; \"\": OpenSSL's default. An "
+      "unknown name is an error.",
+      [tls](options& o) -> std::string& { return tls(o).ciphers; }));
+  xs.push_back(string_option(
+      "tls", "ciphersuites", "",
+      "TLS 1.3 ciphersuites, ':'-separated, e.g. "
+      "\"TLS_AES_128_GCM_SHA256\"; \"\": OpenSSL's default.",
+      [tls](options& o) -> std::string& { return tls(o).ciphersuites; }));
+  xs.push_back(
+      {"tls",
+       "alpn",
+       {},
+       "<list>",
+       "ALPN protocols, comma-separated in order of preference, "
+       "e.g. \"h2,http/1.1\"; the first one the client also offers "
+       "is chosen. \"\": no ALPN.",
+       [tls](options& o, const raw_value& v) -> std::string {
+         if (v.in_file && !v.quoted)
+           return "expected a quoted string, e.g. \"" + v.text + "\"";
+         std::vector<std::string> protos;
+         if (!trim(v.text).empty())
+           protos = split(v.text, ',');
+         for (auto& x : protos)
+           if (x.empty() || x.size() > 255)
+             return in_quotes(v.text) +
+                    " has an empty or over-long (255 bytes) protocol";
+         tls(o).alpn = std::move(protos);
+         return {};
+       },
+       [tls](options& o) { return "\"" + join(tls(o).alpn, ",") + "\""; }});
+  xs.push_back(
+      {"tls",
+       "sni",
+       {},
+       "<host=cert-file,key-file>",
+       "Another certificate, chosen when the client asks for this "
+       "host name (SNI); \"*.example.com\" matches one label. Repeat "
+       "the key (or the option) for more; the command line's list "
+       "replaces the file's. Neither path may contain a comma. A "
+       "client asking for no or another name gets tls.cert-file.",
+       [tls](options& o, const raw_value& v) -> std::string {
+         if (v.in_file && !v.quoted)
+           return "expected a quoted string, e.g. "
+                  "\"www.example.com=cert.pem,key.pem\"";
+         if (!v.in_file && !o.sni_on_command_line) {
+           o.sni_on_command_line = true;
+           tls(o).sni_certificates.clear();
+         }
+         auto eq = v.text.find('=');
+         auto comma = v.text.find(',', eq == std::string::npos ? 0 : eq);
+         if (eq == std::string::npos || comma == std::string::npos)
+           return in_quotes(v.text) + " is not host=cert-file,key-file";
+         tcpactor::tls_sni_certificate x;
+         std::string_view text = v.text;
+         x.host = trim(text.substr(0, eq));
+         x.cert_file = trim(text.substr(eq + 1, comma - eq - 1));
+         x.key_file = trim(text.substr(comma + 1));
+         if (x.host.empty() || x.cert_file.empty() || x.key_file.empty())
+           return in_quotes(v.text) +
+                  " is not host=cert-file,key-file (a part is empty)";
+         tls(o).sni_certificates.push_back(std::move(x));
+         return {};
+       },
+       [tls](options& o) {
+         std::string out;
+         for (auto& x : tls(o).sni_certificates)
+           out += (out.empty() ? "\"" : ", \"") + x.host + "=" + x.cert_file +
+                  "," + x.key_file + "\"";
+         return out.empty() ? std::string{"none"} : out;
+       }});
+  xs.push_back(duration_option(
+      "tls", "handshake-timeout", "",
+      "A TLS handshake that takes longer fails and closes the connection.",
+      [tls](options& o) -> std::chrono::milliseconds& {
+        return tls(o).handshake_timeout;
+      }));
+  xs.push_back(
+      {"tls",
+       "session-timeout",
+       {},
+       "<duration>",
+       "Lifetime of a cached TLS session or ticket, in whole "
+       "seconds.",
+       [tls](options& o, const raw_value& v) -> std::string {
+         std::chrono::milliseconds ms{0};
+         if (auto err = parse_duration(v, ms); !err.empty())
+           return err;
+         if (ms.count() % 1000 != 0)
+           return in_quotes(v.text) + " is not a whole number of seconds";
+         tls(o).session_timeout =
+             std::chrono::duration_cast<std::chrono::seconds>(ms);
+         return {};
+       },
+       [tls](options& o) { return format_duration(tls(o).session_timeout); }});
+  xs.push_back(bool_option(
+      "tls", "session-resumption", "",
+      "Session cache and tickets, so returning clients skip the full "
+      "handshake.",
+      [tls](options& o) -> bool& { return tls(o).session_resumption; }));
+  return xs;
+}
+
 const std::vector<option_spec>& specs() {
   static const std::vector<option_spec> result = [] {
     std::vector<option_spec> xs;
@@ -353,6 +650,8 @@ const std::vector<option_spec>& specs() {
         "scheduler", "max-threads", "scheduler-threads",
         "CAF scheduler threads that run the connection actors.", 1, 1024,
         [](options& o) -> std::size_t& { return o.scheduler_threads; }));
+    for (auto& x : tls_specs())
+      xs.push_back(std::move(x));
     return xs;
   }();
   return result;
@@ -378,6 +677,11 @@ bool known_section(std::string_view name) {
     if (x.section == name)
       return true;
   return false;
+}
+
+void note_given(options& o, const option_spec& spec) {
+  if (spec.section == "tls" && spec.key != "enabled")
+    o.tls_keys_given.push_back(spec.name());
 }
 
 bool starts_comment(std::string_view str) {
@@ -447,7 +751,7 @@ bool load_file(const std::string& path, options& out, std::string& err) {
       section = std::string{trim(rest.substr(1, close - 1))};
       if (!known_section(section))
         return fail("unknown section '[" + section +
-                    "]' (known: echo, connection, scheduler)");
+                    "]' (known: echo, connection, scheduler, tls)");
       continue;
     }
     auto eq = rest.find('=');
@@ -470,6 +774,7 @@ bool load_file(const std::string& path, options& out, std::string& err) {
       why = spec->set(out, val);
     if (!why.empty())
       return fail("bad value for " + in_quotes(full) + ": " + why);
+    note_given(out, *spec);
   }
   if (in.bad()) {
     err = "cannot read config file '" + path + "': " + std::strerror(errno);
@@ -502,6 +807,139 @@ void wrap(std::string& out, std::string_view text, std::size_t indent) {
     col += word.size();
   }
   out += '\n';
+}
+
+/// Reads the first line of `path` without its line break.
+bool read_first_line(const std::string& path, std::string& out) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    errno = EISDIR;
+    return false;
+  }
+  std::ifstream in{path};
+  if (!in)
+    return false;
+  std::getline(in, out);
+  if (!out.empty() && out.back() == '\r')
+    out.pop_back();
+  return !in.bad();
+}
+
+/// Turns `secret` (a password, or where to find one) into the password.
+bool resolve_secret(const options::secret& secret, std::string& out,
+                    std::string& err) {
+  auto ends_with = [&](std::string_view suffix) {
+    return secret.key.size() >= suffix.size() &&
+           secret.key.compare(secret.key.size() - suffix.size(), suffix.size(),
+                              suffix) == 0;
+  };
+  if (ends_with("-file")) {
+    if (!read_first_line(secret.value, out)) {
+      err = secret.key + ": cannot read '" + secret.value +
+            "': " + std::strerror(errno);
+      return false;
+    }
+  } else if (ends_with("-env")) {
+    auto* value = std::getenv(secret.value.c_str());
+    if (value == nullptr) {
+      err = secret.key + ": environment variable " + in_quotes(secret.value) +
+            " is not set";
+      return false;
+    }
+    out = value;
+  } else {
+    out = secret.value;
+  }
+  return true;
+}
+
+/// Decides whether TLS is on and fetches the passwords.
+bool resolve_tls(options& o, std::string& err) {
+  auto& tls = o.listener.tls;
+  bool has_identity = !tls.cert_file.empty() || !tls.pkcs12_file.empty();
+  switch (o.tls_enabled) {
+    case options::tls_switch::on:
+      tls.enabled = true;
+      break;
+    case options::tls_switch::off:
+      tls.enabled = false;
+      break;
+    case options::tls_switch::automatic:
+      // Without this check, `tls.verify-client = require` with a forgotten
+      // certificate would quietly serve plain TCP to anyone.
+      if (!has_identity && !o.tls_keys_given.empty()) {
+        err = "tls.cert-file: " + o.tls_keys_given.front() +
+              " is set but no certificate is (tls.cert-file and "
+              "tls.key-file, or tls.pkcs12-file); set one, or "
+              "tls.enabled=false for plain TCP";
+        return false;
+      }
+      tls.enabled = has_identity;
+      break;
+  }
+  if (!tls.enabled)
+    return true;
+  if (!o.key_password.key.empty() &&
+      !resolve_secret(o.key_password, tls.key_password, err))
+    return false;
+  if (!o.pkcs12_password.key.empty() &&
+      !resolve_secret(o.pkcs12_password, tls.pkcs12_password, err))
+    return false;
+  for (auto& x : tls.sni_certificates)
+    x.key_password = tls.key_password;
+  return true;
+}
+
+/// One library field name as the daemon's key, or `token` unchanged.
+std::string daemon_key(const std::string& token, const options& opts) {
+  auto dashed = [](std::string x) {
+    std::replace(x.begin(), x.end(), '_', '-');
+    return x;
+  };
+  auto starts = [&](std::string_view prefix) {
+    return token.compare(0, prefix.size(), prefix) == 0;
+  };
+  auto known = [](const std::string& full) {
+    auto dot = full.find('.');
+    return dot != std::string::npos &&
+           find_key(std::string_view{full}.substr(0, dot),
+                    std::string_view{full}.substr(dot + 1)) != nullptr;
+  };
+  std::string_view sni = "listener.tls.sni_certificates[";
+  if (starts(sni)) {
+    auto n = std::strtoul(token.c_str() + sni.size(), nullptr, 10);
+    auto& certs = opts.listener.tls.sni_certificates;
+    auto result = "tls.sni #" + std::to_string(n + 1);
+    if (n < certs.size())
+      result += " (" + certs[n].host + ")";
+    return result;
+  }
+  if (token == "listener.tls")
+    return "tls";
+  if (token == "listener.tls.key_password" && !opts.key_password.key.empty())
+    return opts.key_password.key;
+  if (token == "listener.tls.pkcs12_password" &&
+      !opts.pkcs12_password.key.empty())
+    return opts.pkcs12_password.key;
+  std::string candidate;
+  if (starts("listener.tls."))
+    candidate = "tls." + dashed(token.substr(13));
+  else if (starts("listener.connection."))
+    candidate = dashed(token.substr(9));
+  else if (starts("listener."))
+    candidate = "echo." + dashed(token.substr(9));
+  else if (starts("runtime."))
+    candidate = "echo." + dashed(token.substr(8));
+  else if (starts("connection."))
+    candidate = dashed(token);
+  else if (token.find('_') != std::string::npos &&
+           token.find('.') == std::string::npos)
+    // A bare field name inside the message, e.g. "is required with
+    // cert_file": the same section as the error's own key is likeliest.
+    for (auto section : {"tls.", "connection.", "echo."})
+      if (known(section + dashed(token)))
+        return section + dashed(token);
+  return known(candidate) ? candidate : token;
 }
 
 } // namespace
@@ -563,8 +1001,41 @@ bool parse(int argc, char** argv, options& out, std::string& err) {
       err = x.flag + ": " + why;
       return false;
     }
+    note_given(out, *x.spec);
   }
-  return true;
+  return resolve_tls(out, err);
+}
+
+std::string daemon_key_names(const std::string& text, const options& opts) {
+  // A token is a run of name characters; one with a '/' is a path and stays
+  // as it is, as does anything that names no key of ours.
+  auto name_char = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' ||
+           c == '.' || c == '-' || c == '[' || c == ']' || c == '/' || c == '~';
+  };
+  std::string out;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    if (!name_char(text[i])) {
+      out += text[i++];
+      continue;
+    }
+    auto j = i;
+    while (j < text.size() && name_char(text[j]))
+      ++j;
+    std::string token = text.substr(i, j - i);
+    i = j;
+    // Sentence punctuation is no part of the name.
+    std::string tail;
+    while (!token.empty() && token.back() == '.') {
+      tail += '.';
+      token.pop_back();
+    }
+    out +=
+        token.find('/') == std::string::npos ? daemon_key(token, opts) : token;
+    out += tail;
+  }
+  return out;
 }
 
 std::string help_text() {
@@ -592,13 +1063,23 @@ std::string help_text() {
   out += '\n';
   wrap(out,
        "Write options as --name=value or --name value. Every option also "
-       "takes its full name, section.key (e.g. --echo.port).",
+       "takes its full name, section.key (e.g. --echo.port); [tls] options "
+       "only that (--tls.cert-file).",
+       0);
+  out += '\n';
+  wrap(out,
+       "Passwords given on the command line are visible to every local user "
+       "in ps and /proc; use the *-password-file or *-password-env options "
+       "(or the config file, readable only by the daemon) instead.",
        0);
   out += '\n';
   wrap(out,
        "SIGINT or SIGTERM: stop accepting, close the open connections, exit "
-       "0. SIGHUP is ignored for now. Exit codes: 0 stopped by a signal, 1 "
-       "cannot listen, 2 bad option or config file.",
+       "0. SIGHUP: read the TLS certificate and key files again for new "
+       "connections; if they fail to load, the failure is logged and the "
+       "previous ones stay in use. Exit codes: 0 stopped by a signal, 1 "
+       "cannot listen, 2 bad option or config file, including TLS files "
+       "that are missing, unreadable or do not fit together.",
        0);
   out += "\nOptions:\n";
   out += "  -h, --help\n";

@@ -7,7 +7,9 @@
 // mistake.
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "tcpactor/config.hpp"
 #include "tcpactor/log.hpp"
@@ -31,6 +33,25 @@ struct options {
   /// CAF scheduler threads. CAF's default, max(cores, 4), only adds idle
   /// workers polling every 50us on a small box.
   std::size_t scheduler_threads = 2;
+  /// `tls.enabled`. `automatic` turns TLS on when a certificate
+  /// (`tls.cert-file` or `tls.pkcs12-file`) is configured, which is what an
+  /// operator who sets one expects; `off` keeps the settings but serves
+  /// plain TCP.
+  enum class tls_switch : uint8_t { automatic, on, off };
+  tls_switch tls_enabled = tls_switch::automatic;
+  /// A password and the key that supplied it: `tls.key-password` (the value
+  /// itself), `tls.key-password-file` (a path) or `tls.key-password-env` (a
+  /// variable name). parse() resolves it into `listener.tls`.
+  struct secret {
+    std::string key;
+    std::string value;
+  };
+  secret key_password;
+  secret pkcs12_password;
+  /// The tls.* keys given (file or command line) other than `tls.enabled`.
+  std::vector<std::string> tls_keys_given;
+  /// A `--tls.sni` was seen: the command line's list replaces the file's.
+  bool sni_on_command_line = false;
   /// File read before the command line is applied; empty: none.
   std::string config_file;
   /// `-h` or `--help` was given: print `help_text()` and exit.
@@ -41,6 +62,12 @@ struct options {
 /// false and sets `err` to one line without the program name, e.g.
 /// "x.conf:7: unknown key 'echo.prot'" or "--port: 'abc' is not an integer".
 bool parse(int argc, char** argv, options& out, std::string& err);
+
+/// Rewrites the library's field names in `text` (an error or log line) as
+/// the daemon's keys, e.g. "listener.tls.key_file" as "tls.key-file" and
+/// "runtime.io_threads" as "echo.io-threads", so users find the line to fix.
+/// File paths are left alone.
+std::string daemon_key_names(const std::string& text, const options& opts);
 
 /// The text `--help` prints: every option, its config-file key and default.
 std::string help_text();
