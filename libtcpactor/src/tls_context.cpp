@@ -250,7 +250,10 @@ caf::expected<pkey_ptr> load_key(const std::string& field,
                "not PEM: no private key found (expected '-----BEGIN PRIVATE "
                "KEY-----' or a traditional RSA/EC key)");
   }
-  if (last_error_is(ERR_LIB_PEM, PEM_R_NO_START_LINE)) {
+  // OpenSSL 3's decoders report a PEM file without a key block as
+  // "unsupported", so look at the block names ourselves.
+  if (last_error_is(ERR_LIB_PEM, PEM_R_NO_START_LINE) ||
+      content->find("PRIVATE KEY-----") == std::string::npos) {
     ERR_clear_error();
     return bad(field, path,
                "no private key found in the PEM file (expected '-----BEGIN "
@@ -704,6 +707,13 @@ struct tls_state {
     auto i = sessions.find(key);
     if (i == sessions.end())
       return nullptr;
+    // OpenSSL marks a session unusable when its connection was freed
+    // without close_notify (SSL_shutdown); offering it would be pointless.
+    if (SSL_SESSION_is_resumable(i->second.session) != 1) {
+      SSL_SESSION_free(i->second.session);
+      sessions.erase(i);
+      return nullptr;
+    }
     SSL_SESSION_up_ref(i->second.session);
     return i->second.session;
   }
