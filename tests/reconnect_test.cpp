@@ -371,10 +371,14 @@ BOOST_AUTO_TEST_CASE(close_while_disconnected_answers_held_writes) {
   bound_socket reserved{-1};
   caf::scoped_actor owner{sys};
   caf::scoped_actor probe{sys};
-  auto hdl = spawn_reconnecting_client(*rt, fast_config(reserved.port()),
-                                       caf::actor{owner});
+  auto rc = fast_config(reserved.port());
+  rc.initial_backoff = 5s; // after the first failure, it waits
+  rc.max_backoff = 5s;
+  auto hdl = spawn_reconnecting_client(*rt, rc, caf::actor{owner});
   BOOST_TEST_REQUIRE(static_cast<bool>(hdl), why(hdl));
   writer_handle w{sys, *hdl, probe};
+  await(owner, *hdl, event::disconnected);
+  auto t0 = steady::now();
   w.write("abc");
   w.write("defg");
   w.close();
@@ -386,14 +390,15 @@ BOOST_AUTO_TEST_CASE(close_while_disconnected_answers_held_writes) {
     BOOST_TEST(ev.from_client);
     BOOST_TEST(ev.kind != event::connected);
     BOOST_TEST(ev.kind != event::gave_up);
-    if (ev.kind == event::disconnected)
-      continue; // failed attempts before the close arrived
+    BOOST_TEST(ev.kind != event::disconnected, "attempted while waiting");
     tail.push_back(ev);
     if (ev.kind == event::closed)
       break;
   }
-  // The held writes first; then "late", if it came while an attempt was
-  // still being closed down; then closed.
+  // The close does not wait for the backoff timer.
+  BOOST_TEST((steady::now() - t0 < 4s), "closed only after the backoff");
+  // The held writes first; then "late", if it came before the actor quit;
+  // then closed.
   BOOST_TEST_REQUIRE(tail.size() >= 2u);
   BOOST_TEST(name_of(tail[0].kind) == "unsent");
   BOOST_TEST(tail[0].writes == 2u);
