@@ -423,6 +423,44 @@ BOOST_AUTO_TEST_CASE(close_while_disconnected_answers_held_writes) {
   BOOST_TEST(name_of(next_event(owner, *hdl, 200ms).kind) == "none");
 }
 
+BOOST_AUTO_TEST_CASE(owner_reply_to_a_chunk_is_written_back) {
+  // Owner and echo server play ping-pong through the relay.
+  auto l = listen(echo_handler());
+  caf::scoped_actor owner{sys};
+  auto hdl =
+      spawn_reconnecting_client(*rt, fast_config(l.port()), caf::actor{owner});
+  BOOST_TEST_REQUIRE(static_cast<bool>(hdl), why(hdl));
+  await(owner, *hdl, event::connected);
+  caf::anon_send(*hdl, write_atom::value, bytes{"x"});
+  std::string seen;
+  while (seen.size() < 3) {
+    owner->receive(
+        [&](bytes& chunk) -> bytes {
+          seen += chunk.to_string();
+          return seen.size() < 3 ? bytes{"x"} : bytes{};
+        },
+        caf::after(10s) >> [] { BOOST_FAIL("ping-pong stalled"); });
+  }
+  BOOST_TEST(seen == "xxx");
+}
+
+BOOST_AUTO_TEST_CASE(runtime_shutdown_while_waiting_gives_up) {
+  bound_socket reserved{-1};
+  caf::scoped_actor owner{sys};
+  auto rc = fast_config(reserved.port());
+  rc.initial_backoff = 5s;
+  rc.max_backoff = 5s;
+  auto hdl = spawn_reconnecting_client(*rt, rc, caf::actor{owner});
+  BOOST_TEST_REQUIRE(static_cast<bool>(hdl), why(hdl));
+  await(owner, *hdl, event::disconnected);
+  auto t0 = steady::now();
+  rt->shutdown();
+  auto ev = await(owner, *hdl, event::gave_up);
+  BOOST_TEST((kind(ev.err) == errc::shutdown), describe(ev.err));
+  BOOST_TEST((steady::now() - t0 < 4s), "gave up only after the backoff");
+  BOOST_TEST(name_of(next_event(owner, *hdl).kind) == "closed");
+}
+
 BOOST_AUTO_TEST_CASE(validate_names_the_field) {
   auto check = [](reconnecting_client_config rc, const std::string& field) {
     auto err = rc.validate();
