@@ -173,6 +173,47 @@ inline bool contains(const std::string& text, const std::string& part) {
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 
+namespace tcpactor::test {
+
+/// A plain POSIX socket bound to 127.0.0.1 on a kernel-chosen port, outside
+/// the library. With `backlog < 0` it never listens, so connects are refused
+/// while the port stays reserved.
+class bound_socket {
+public:
+  explicit bound_socket(int backlog) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    BOOST_TEST_REQUIRE(fd_ >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    BOOST_TEST_REQUIRE(
+        ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+    if (backlog >= 0)
+      BOOST_TEST_REQUIRE(::listen(fd_, backlog) == 0);
+    socklen_t len = sizeof(addr);
+    BOOST_TEST_REQUIRE(
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    port_ = ntohs(addr.sin_port);
+  }
+
+  bound_socket(const bound_socket&) = delete;
+  bound_socket& operator=(const bound_socket&) = delete;
+
+  ~bound_socket() {
+    if (fd_ >= 0)
+      ::close(fd_);
+  }
+
+  uint16_t port() const noexcept { return port_; }
+
+private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+};
+
+} // namespace tcpactor::test
+
 namespace tcpactor::test::posix {
 
 using steady = std::chrono::steady_clock;

@@ -2,6 +2,7 @@
 
 #include "tcpactor/client.hpp"
 
+#include "client_impl.hpp"
 #include "runtime_impl.hpp"
 #include "tcpactor/errors.hpp"
 #include "tls_context.hpp"
@@ -11,11 +12,15 @@ namespace tcpactor {
 
 caf::expected<client_actor> spawn_client(runtime& rt, client_config cfg,
                                          caf::actor owner) {
+  return spawn_client_on(rt.internals(), std::move(cfg), std::move(owner));
+}
+
+caf::expected<client_actor>
+spawn_client_on(runtime::impl& impl, client_config cfg, caf::actor owner) {
   if (auto err = cfg.validate())
     return err;
   if (!owner)
     return make_error(errc::invalid_config, "client: owner must be set");
-  auto& impl = rt.internals();
   if (impl.stopping())
     return make_error(errc::shutdown, "runtime is shutting down");
   std::shared_ptr<tls_context> tls;

@@ -9,4 +9,5 @@
 #include "tcpactor/fwd.hpp"
 #include "tcpactor/listener.hpp"
 #include "tcpactor/log.hpp"
+#include "tcpactor/reconnecting_client.hpp"
 #include "tcpactor/runtime.hpp"
