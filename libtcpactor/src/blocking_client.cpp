@@ -23,6 +23,7 @@ struct blocking_client::impl {
   std::string peer;
   bool closed = false;      // close() was called
   bool peer_closed = false; // `closed` arrived
+  bool read_ended = false;  // half-close: the peer ended its side
   caf::error failure;       // the `error` that came before `closed`
 };
 
@@ -125,7 +126,7 @@ caf::expected<bytes>
 blocking_client::read_bytes(std::chrono::milliseconds timeout) {
   if (!impl_ || impl_->closed)
     return make_error(errc::closed, "socket connection already closed");
-  if (impl_->peer_closed)
+  if (impl_->peer_closed || impl_->read_ended)
     return impl_->failure
                ? impl_->failure
                : make_error(errc::peer_closed,
@@ -135,7 +136,14 @@ blocking_client::read_bytes(std::chrono::milliseconds timeout) {
   while (!done) {
     impl_->self->receive(
         [&](bytes& chunk) -> bytes {
-          result = std::move(chunk);
+          if (chunk.empty()) {
+            // Half-close: the peer is done sending; we may still write.
+            impl_->read_ended = true;
+            result = make_error(errc::peer_closed,
+                                impl_->peer + ": peer ended its side");
+          } else {
+            result = std::move(chunk);
+          }
           done = true;
           // Answering tells the transport this chunk left its budget.
           return {};
@@ -159,6 +167,16 @@ blocking_client::read_bytes(std::chrono::milliseconds timeout) {
             });
   }
   return result;
+}
+
+caf::error blocking_client::shutdown_write() {
+  if (!impl_ || impl_->closed)
+    return make_error(errc::closed, "socket connection already closed");
+  if (impl_->peer_closed)
+    return impl_->failure ? impl_->failure
+                          : make_error(errc::peer_closed, impl_->peer);
+  caf::anon_send(impl_->client, shutdown_write_atom::value);
+  return caf::none;
 }
 
 caf::error blocking_client::close() {

@@ -44,4 +44,18 @@ void caller::close() const {
     transport::from(ptr_)->close();
 }
 
+void caller::shutdown_write() const {
+  if (ptr_)
+    transport::from(ptr_)->shutdown_write();
+}
+
+bool caller::draining() const noexcept {
+  return ptr_ && transport::from(ptr_)->draining();
+}
+
+void caller::on_drain(std::function<void()> fn) const {
+  if (ptr_)
+    transport::from(ptr_)->on_drain = std::move(fn);
+}
+
 } // namespace tcpactor

@@ -63,6 +63,17 @@ caf::actor spawn_connection(caf::actor_system& sys, caf::strong_actor_ptr tr,
             t->close();
             return caf::message{};
           }
+          if (xs.match_elements<shutdown_write_atom>()) {
+            t->shutdown_write();
+            return caf::message{};
+          }
+          if (xs.match_elements<drain_atom>()) {
+            // Services are typed, so the notice reaches them through the
+            // hook they set with caller::on_drain, in this actor.
+            if (t->on_drain)
+              t->on_drain();
+            return caf::message{};
+          }
           if (xs.match_elements<quit_atom>()) {
             ptr->quit();
             return caf::message{};

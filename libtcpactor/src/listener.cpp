@@ -26,6 +26,7 @@ namespace tcpactor {
 namespace {
 
 using stopped_atom = caf::atom_constant<caf::atom("tcpa_lstop")>;
+using drained_atom = caf::atom_constant<caf::atom("tcpa_ldrnd")>;
 
 // Pause before accepting again after an error such as EMFILE, so a full fd
 // table cannot turn the accept loop into a busy loop.
@@ -141,6 +142,35 @@ public:
       }
       if (done)
         done();
+    });
+  }
+
+  /// Stops accepting, tells every connection, and calls `done` with the
+  /// number it force-closed once all closed or `deadline` passed.
+  void drain(caf::timespan deadline, std::function<void(uint64_t)> done) {
+    stop(false, {});
+    std::vector<caf::strong_actor_ptr> open;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (drain_done_) {
+        done(0); // one drain at a time; a second one adds nothing
+        return;
+      }
+      drain_done_ = std::move(done);
+      for (auto& kvp : conns_)
+        open.emplace_back(kvp.second);
+    }
+    for (auto& ptr : open)
+      transport::from(ptr)->notify_drain();
+    auto timer = std::make_shared<asio::steady_timer>(*loop_);
+    timer->expires_after(deadline);
+    asio::post(*loop_, [core = shared_from_this(), timer] {
+      core->drain_timer_ = timer;
+      timer->async_wait([core](error_code ec) {
+        if (!ec)
+          core->finish_drain(true);
+      });
+      core->finish_drain(false);
     });
   }
 
@@ -296,15 +326,47 @@ private:
           caf::default_attachable::make_monitor(conn.address(), self_addr));
   }
 
+  /// Listener loop: completes a drain if nothing is open or `force`.
+  void finish_drain(bool force) {
+    std::function<void(uint64_t)> done;
+    std::vector<caf::strong_actor_ptr> left;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (!drain_done_ || (!force && !conns_.empty()))
+        return;
+      done = std::move(drain_done_);
+      drain_done_ = nullptr;
+      for (auto& kvp : conns_)
+        left.emplace_back(kvp.second);
+    }
+    if (drain_timer_) {
+      drain_timer_->cancel();
+      drain_timer_ = nullptr;
+    }
+    for (auto& ptr : left)
+      transport::from(ptr)->abort(
+          make_error(errc::shutdown, "drain deadline passed"));
+    if (!left.empty())
+      log::write(log::level::warning, "drain deadline passed: closed " +
+                                          std::to_string(left.size()) +
+                                          " connection(s)");
+    done(left.size());
+  }
+
   void on_closed(transport& t, const caf::error& reason) {
     bool secured;
+    bool drained = false;
     {
       std::lock_guard<std::mutex> guard{mtx_};
       conns_.erase(t.conn_id());
+      drained = drain_done_ && conns_.empty();
       secured = handshaking_.erase(t.conn_id()) == 0;
       if (!secured)
         ++handshake_failed_;
     }
+    if (drained)
+      asio::post(*loop_,
+                 [core = shared_from_this()] { core->finish_drain(false); });
     if (!secured) {
       // Never opened for the user: one event with OpenSSL's reason.
       emit(connection_event::handshake_failed, t.conn_id(), t.peer(), reason);
@@ -345,6 +407,8 @@ private:
   uint64_t rejected_ = 0;
   uint64_t failed_ = 0;
   uint64_t handshake_failed_ = 0;
+  std::function<void(uint64_t)> drain_done_;        // set while draining
+  std::shared_ptr<asio::steady_timer> drain_timer_; // listener loop only
 };
 
 namespace {
@@ -352,6 +416,7 @@ namespace {
 struct listener_state {
   std::shared_ptr<listener_core> core;
   std::unordered_map<uint64_t, caf::response_promise> stops;
+  std::unordered_map<uint64_t, caf::typed_response_promise<uint64_t>> drains;
   uint64_t next_stop = 0;
 };
 
@@ -390,6 +455,25 @@ caf::behavior listener_fun(caf::stateful_actor<listener_state>* self,
         }
       },
       [self](stats_atom) { return self->state.core->stats(); },
+      [self](drain_atom, caf::timespan deadline) {
+        auto rp = self->make_response_promise<uint64_t>();
+        auto token = ++self->state.next_stop;
+        self->state.drains.emplace(token, rp);
+        // Delivered from inside this actor, like the stops.
+        self->state.core->drain(
+            deadline,
+            [hdl = caf::actor_cast<caf::actor>(self), token](uint64_t forced) {
+              caf::anon_send(hdl, drained_atom::value, token, forced);
+            });
+        return rp;
+      },
+      [self](drained_atom, uint64_t token, uint64_t forced) {
+        auto i = self->state.drains.find(token);
+        if (i != self->state.drains.end()) {
+          i->second.deliver(forced);
+          self->state.drains.erase(i);
+        }
+      },
       [self](tls_reload_atom) -> caf::result<void> {
         if (auto err = self->state.core->reload_tls())
           return err;

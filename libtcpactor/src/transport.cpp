@@ -5,6 +5,8 @@
 
 #include <atomic>
 
+#include <sys/socket.h>
+
 #include <caf/actor_system.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/make_actor.hpp>
@@ -81,6 +83,12 @@ void transport::enqueue(caf::mailbox_element_ptr what, caf::execution_unit*) {
   }
   if (xs.match_elements<close_atom>()) {
     close();
+    if (mid.is_request())
+      respond(what->sender, mid, caf::message{});
+    return;
+  }
+  if (xs.match_elements<shutdown_write_atom>()) {
+    shutdown_write();
     if (mid.is_request())
       respond(what->sender, mid, caf::message{});
     return;
@@ -179,6 +187,50 @@ void transport::start(caf::strong_actor_ptr target) {
 
 void transport::close() {
   post([this] { begin_close(caf::error{}); });
+}
+
+void transport::shutdown_write() {
+  post([this] {
+    if (state_ != state::open || shut_wr_requested_)
+      return;
+    shut_wr_requested_ = true;
+    bool arm = false;
+    int err = 0;
+    bool drained;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      writable_ = false;
+      tls_shutdown_locked();
+      err = push_locked(arm);
+      drained = wq_.empty();
+    }
+    if (err != 0) {
+      finish(errno_to_error(err, errc::write_failed, peer_));
+      return;
+    }
+    if (arm)
+      arm_write();
+    if (drained)
+      shut_write_side();
+  });
+}
+
+void transport::shut_write_side() {
+  write_shut_ = true;
+  ::shutdown(fd_, SHUT_WR);
+  // Both sides ended: nothing more can happen on this connection.
+  if (peer_eof_)
+    begin_close(caf::error{});
+}
+
+void transport::notify_drain() {
+  if (draining_.exchange(true))
+    return;
+  post([this] {
+    if (state_ == state::open || state_ == state::closing)
+      send_to_target(caf::make_message_id(),
+                     caf::make_message(drain_atom::value));
+  });
 }
 
 void transport::abort(caf::error reason) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -122,6 +123,21 @@ public:
   /// Flushes what is queued, then closes with no error.
   void close();
 
+  /// Flushes what is queued, then ends the write side; reading goes on.
+  void shutdown_write();
+
+  /// Tells the target its listener drains: `(drain_atom)`, once.
+  void notify_drain();
+
+  /// True once `notify_drain` ran: handlers may finish up and close.
+  bool draining() const noexcept {
+    return draining_.load(std::memory_order_relaxed);
+  }
+
+  /// Runs in the connection actor when `(drain_atom)` arrives there. Set
+  /// from inside that actor only.
+  std::function<void()> on_drain;
+
   /// Closes at once, dropping queued bytes; `reason` goes to the target.
   void abort(caf::error reason);
 
@@ -170,6 +186,8 @@ private:
   void read_some();
   void arm_read();
   void on_eof(caf::error reason);
+  /// I/O loop: the queue is flushed; sends FIN (half-close).
+  void shut_write_side();
   /// Sends one chunk to the target; true if reading must now pause.
   bool deliver_chunk(bytes chunk);
 
@@ -261,6 +279,10 @@ private:
   caf::strong_actor_ptr target_;
   bool quit_after_ = false;
   bool reading_ = false;
+  bool peer_eof_ = false;          // the peer ended its side (half-close)
+  bool shut_wr_requested_ = false; // shutdown_write() seen
+  bool write_shut_ = false;        // FIN sent
+  std::atomic<bool> draining_{false};
   bool read_armed_ = false;
   uint64_t last_request_ = 0;
   caf::error close_reason_;

@@ -100,6 +100,13 @@ bool transport::deliver_chunk(bytes chunk) {
 
 void transport::on_eof(caf::error reason) {
   reading_ = false;
+  peer_eof_ = true;
+  if (cfg_->half_close && !reason && !write_shut_) {
+    // The peer is done sending, we are not: an empty chunk says so, and its
+    // reply (if any) is written like any other.
+    deliver_chunk(bytes{});
+    return;
+  }
   bool now;
   {
     std::lock_guard<std::mutex> guard{mtx_};

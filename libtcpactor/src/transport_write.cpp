@@ -184,6 +184,10 @@ void transport::on_writable() {
     finish(close_reason_);
     return;
   }
+  if (empty && shut_wr_requested_ && !write_shut_) {
+    shut_write_side();
+    return;
+  }
   if (resume)
     read_some();
 }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include <caf/actor_control_block.hpp>
@@ -36,6 +37,19 @@ public:
 
   /// Flushes what is queued, then closes; the actor sees `closed` last.
   void close() const;
+
+  /// Flushes what is queued, then ends the write side (FIN; TLS sends
+  /// close_notify first). Reading goes on; once the peer ends too, the
+  /// connection closes. Later writes return false.
+  void shutdown_write() const;
+
+  /// True once the listener began draining: finish what is in flight and
+  /// close when convenient.
+  bool draining() const noexcept;
+
+  /// Runs `fn` in the connection's actor when its listener begins to drain.
+  /// Call it from that actor (e.g. in the connect handler).
+  void on_drain(std::function<void()> fn) const;
 
   /// The connection's transport as an actor handle: it takes
   /// `(write_atom, bytes)` and `(close_atom)` like the connection actor.

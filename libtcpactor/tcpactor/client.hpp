@@ -24,7 +24,8 @@ namespace tcpactor {
 /// - at most one `(error_atom, caf::error)`, e.g. connect_timeout;
 /// - `(closed_atom)` exactly once, always last.
 using client_actor = caf::typed_actor<caf::reacts_to<write_atom, bytes>,
-                                      caf::reacts_to<close_atom>>;
+                                      caf::reacts_to<close_atom>,
+                                      caf::reacts_to<shutdown_write_atom>>;
 
 /// Validates `cfg` and starts a non-blocking resolve and connect; events go
 /// to `owner`.
@@ -56,6 +57,10 @@ public:
   /// `errc::peer_closed`.
   caf::expected<bytes> read_bytes();
   caf::expected<bytes> read_bytes(std::chrono::milliseconds timeout);
+
+  /// Flushes what was written, then ends our side (FIN); reading goes on
+  /// until the peer closes (`errc::peer_closed`).
+  caf::error shutdown_write();
 
   /// Closes the connection. Idempotent; any later call returns
   /// `errc::closed`.

@@ -42,6 +42,11 @@ struct connection_config {
   std::chrono::milliseconds close_timeout{5'000};
   /// Disable Nagle's algorithm: replies go out at once.
   bool tcp_nodelay = true;
+  /// Half-close: the peer's FIN (TLS: close_notify) arrives as an empty
+  /// `bytes` chunk and the connection stays writable until it is closed or
+  /// its write side shut down. Off: the FIN closes the connection once the
+  /// replies to earlier chunks are written.
+  bool half_close = false;
 
   // Per-phase timeouts, checked by the I/O loop (never reset by messages in
   // the actor's mailbox) with a precision of an eighth of the shortest one.

@@ -30,7 +30,8 @@ using service = service_actor::behavior_type;
 /// holding it may send `(write_atom, bytes)` and `(close_atom)`.
 using connection_actor =
     service_actor::extend<caf::reacts_to<write_atom, bytes>,
-                          caf::reacts_to<close_atom>>;
+                          caf::reacts_to<close_atom>,
+                          caf::reacts_to<shutdown_write_atom>>;
 
 /// Called once per accepted connection, inside the new connection actor (on a
 /// scheduler thread, never an I/O thread), before any byte is delivered. It

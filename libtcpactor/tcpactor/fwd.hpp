@@ -36,6 +36,14 @@ using connected_atom = caf::atom_constant<caf::atom("tcpa_conn")>;
 using write_atom = caf::atom_constant<caf::atom("tcpa_write")>;
 /// `(close_atom)`: flush what is queued, then close.
 using close_atom = caf::atom_constant<caf::atom("tcpa_shut")>;
+/// `(shutdown_write_atom)`: flush what is queued, then end the write side
+/// (FIN; with TLS, close_notify first). Reading goes on until the peer ends.
+using shutdown_write_atom = caf::atom_constant<caf::atom("tcpa_wshut")>;
+/// `(drain_atom)` to a connection actor: its listener is draining; finish
+/// what is in flight. To a listener, `(drain_atom, caf::timespan)`: stop
+/// accepting, notify every connection, wait for them to close until the
+/// deadline, then close the rest; replies with how many it had to close.
+using drain_atom = caf::atom_constant<caf::atom("tcpa_drain")>;
 /// `(start_atom)`: make a stopped listener accept again.
 using start_atom = caf::atom_constant<caf::atom("tcpa_start")>;
 /// `(graceful_stop_atom)`: stop accepting; open connections go on.

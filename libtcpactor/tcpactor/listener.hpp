@@ -7,6 +7,7 @@
 #include <caf/expected.hpp>
 #include <caf/meta/type_name.hpp>
 #include <caf/replies_to.hpp>
+#include <caf/timespan.hpp>
 #include <caf/typed_actor.hpp>
 
 #include "tcpactor/config.hpp"
@@ -81,6 +82,10 @@ std::string to_string(connection_event::kind_t x);
 /// - `graceful_stop_atom`: stop accepting; open connections go on.
 /// - `immediate_stop_atom`: stop accepting and close every connection.
 /// - `stats_atom`: replies with `listener_stats`.
+/// - `(drain_atom, caf::timespan deadline)`: stops accepting, tells every
+///   connection (`caller::draining`, `caller::on_drain`), lets them finish
+///   and close on their own; at the deadline closes the rest. Replies with
+///   the number it had to close (0: a clean drain).
 /// - `tls_reload_atom`: reads the TLS certificate and key files again; new
 ///   handshakes use them, open connections keep theirs. On failure replies
 ///   with the error (naming field, file and cause) and keeps the old ones.
@@ -90,6 +95,7 @@ using listener_actor =
                      caf::reacts_to<graceful_stop_atom>,
                      caf::reacts_to<immediate_stop_atom>,
                      caf::replies_to<stats_atom>::with<listener_stats>,
+                     caf::replies_to<drain_atom, caf::timespan>::with<uint64_t>,
                      caf::reacts_to<tls_reload_atom>>;
 
 /// A started listener: its actor and where it is bound.
