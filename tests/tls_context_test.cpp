@@ -25,9 +25,15 @@ bool has(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
+/// Generated once for the whole suite; tests only add files of their own.
+tls_certs& shared_certs() {
+  static tls_certs certs;
+  return certs;
+}
+
 /// One listener config and one client config that fit `certs`.
 struct tls_fixture {
-  tls_certs certs;
+  tls_certs& certs = shared_certs();
 
   tls_config server_cfg() const {
     tls_config c;
@@ -61,6 +67,7 @@ struct tls_fixture {
     BOOST_TEST_REQUIRE(!res, "make() accepted the config");
     BOOST_TEST((kind(res.error()) == errc::invalid_config));
     auto text = describe(res.error());
+    BOOST_TEST_MESSAGE(text);
     for (auto& part : parts)
       BOOST_TEST(has(text, part), "'" << part << "' missing in: " << text);
   }
@@ -179,6 +186,8 @@ struct session {
           const std::string& host = "localhost", uint16_t port = 443)
       : pipe(cli.new_client(host, port), srv.new_server()) {
     ok = pipe.handshake();
+    if (!ok)
+      BOOST_TEST_MESSAGE(why());
     client = tls_context::info(pipe.client());
     server = tls_context::info(pipe.server());
   }

@@ -67,7 +67,7 @@ caf::error bad(const std::string& field, const std::string& path,
 // that the next failure on this thread starts clean.
 std::string drain_errors() {
   std::string out;
-  std::string last;
+  std::vector<std::string> seen;
   const char* data = nullptr;
   int flags = 0;
   while (auto e = ERR_get_error_all(nullptr, nullptr, nullptr, &data, &flags)) {
@@ -81,12 +81,13 @@ std::string drain_errors() {
     }
     if ((flags & ERR_TXT_STRING) && data != nullptr && *data != '\0')
       text += std::string{" ("} + data + ")";
-    if (text == last)
+    // Decoders retry per format and repeat themselves.
+    if (std::find(seen.begin(), seen.end(), text) != seen.end())
       continue;
     if (!out.empty())
       out += "; ";
     out += text;
-    last = std::move(text);
+    seen.push_back(std::move(text));
   }
   return out;
 }

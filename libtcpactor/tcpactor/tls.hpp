@@ -40,7 +40,9 @@ struct tls_config {
 
   /// CA certificates (PEM) that may sign the peer's certificate.
   std::string ca_file;
-  /// Directory of hashed CA certificates (`openssl rehash`).
+  /// Directory of CA certificates (PEM). Every file in it is read when the
+  /// context is built, so hashing (`openssl rehash`) is optional and no file
+  /// is read during a handshake.
   std::string ca_dir;
   /// Client: verify the server's certificate. Without `ca_file`/`ca_dir` the
   /// system trust store is used. Switch off only for tests.
@@ -59,7 +61,9 @@ struct tls_config {
   // -- protocol ---------------------------------------------------------------
 
   /// Lowest and highest protocol version: "TLSv1", "TLSv1.1", "TLSv1.2",
-  /// "TLSv1.3"; empty: OpenSSL's default.
+  /// "TLSv1.3"; empty: OpenSSL's default. OpenSSL 3 refuses TLSv1 and
+  /// TLSv1.1 at security level 1 and above, so a min_version below TLSv1.2
+  /// also lowers the security level to 0 (unless `ciphers` sets @SECLEVEL).
   std::string min_version = "TLSv1.2";
   std::string max_version;
   /// TLS 1.2 cipher list (OpenSSL syntax); empty: OpenSSL's default. A name
@@ -68,7 +72,8 @@ struct tls_config {
   /// TLS 1.3 ciphersuites, e.g. "TLS_AES_128_GCM_SHA256"; empty: default.
   std::string ciphersuites;
   /// ALPN protocols in order of preference, e.g. {"h2", "http/1.1"}. A
-  /// listener picks its first that the client offers.
+  /// listener picks its first that the client offers; with no overlap the
+  /// handshake goes on without ALPN (tls_info::alpn stays empty).
   std::vector<std::string> alpn;
 
   // -- listener only ----------------------------------------------------------
