@@ -30,12 +30,20 @@ struct listener_stats {
   /// Connections closed because their handler failed (threw, exited early,
   /// or answered a chunk with an error).
   uint64_t failed = 0;
+  /// Connections reset at once because `max_connections` or
+  /// `max_connections_per_ip` was reached (not counted in `accepted`).
+  uint64_t over_limit = 0;
+  /// Connections reset at once because the process ran out of file
+  /// descriptors (EMFILE/ENFILE); a reserved descriptor makes room to accept
+  /// and close them, so they do not hang in the backlog.
+  uint64_t no_descriptors = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, listener_stats& x) {
   return f(caf::meta::type_name("tcpactor::listener_stats"), x.port,
-           x.accepting, x.open, x.accepted, x.rejected, x.failed);
+           x.accepting, x.open, x.accepted, x.rejected, x.failed, x.over_limit,
+           x.no_descriptors);
 }
 
 /// What happened to one connection, sent to a listener's observer.
@@ -50,6 +58,9 @@ struct connection_event {
     failed,
     /// The connection closed; `reason` is set if it failed.
     closed,
+    /// A connection limit was reached: the connection was reset at once and
+    /// got no actor; `id` is 0 and `reason` is `too_many_connections`.
+    limited,
   };
   kind_t kind = opened;
   connection_id id = 0;
