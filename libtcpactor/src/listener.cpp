@@ -287,9 +287,11 @@ private:
   }
 
   // Out of descriptors, the kernel keeps the connection in the backlog, the
-  // acceptor stays readable and every retry fails the same way, while the
-  // peer waits for nothing. Give up the reserve, accept and reset what waits
-  // (libuv's uv__emfile_trick), then take the reserve back. Loop only.
+  // acceptor stays readable and every retry fails the same way (even with an
+  // empty backlog: accept() claims a descriptor first), while the peer waits
+  // for nothing. Give up the reserve, accept and reset what waits (libuv's
+  // uv__emfile_trick), then take the reserve back; the caller's backoff
+  // keeps the retries to ten a second. Loop only.
   void shed_backlog(tcp::acceptor& acc, const error_code& ec) {
     uint64_t shed = 0;
     if (reserve_fd_ >= 0) {
@@ -330,9 +332,13 @@ private:
       std::lock_guard<std::mutex> guard{mtx_};
       shed = fd_burst_.end();
     }
-    if (shed)
+    // accept() claims a descriptor before it looks at the backlog, so a
+    // burst may have refused nobody.
+    if (shed && *shed > 0)
       warn("port " + std::to_string(port_) + ": " + std::to_string(*shed) +
            " connections refused for lack of file descriptors");
+    else if (shed)
+      info("port " + std::to_string(port_) + ": file descriptors available");
   }
 
   /// Counts a new connection against the limits, or resets it, counts and
