@@ -310,28 +310,21 @@ private:
       }
       reserve_fd_ = open_reserve();
     }
-    bool first;
     {
       std::lock_guard<std::mutex> guard{mtx_};
       no_descriptors_ += shed;
-      first = fd_burst_.add(shed);
     }
-    if (first)
+    if (fd_burst_.add(shed))
       warn("accept on port " + std::to_string(port_) +
            " failed: " + ec.message() +
-           "; resetting new connections until descriptors "
-           "free up");
+           "; resetting new connections until descriptors free up");
   }
 
   // An accept worked: descriptors are back. Loop only.
   void descriptors_available() {
     if (reserve_fd_ < 0)
       reserve_fd_ = open_reserve();
-    std::optional<uint64_t> shed;
-    {
-      std::lock_guard<std::mutex> guard{mtx_};
-      shed = fd_burst_.end();
-    }
+    auto shed = fd_burst_.end();
     // accept() claims a descriptor before it looks at the backlog, so a
     // burst may have refused nobody.
     if (shed && *shed > 0)
@@ -490,9 +483,9 @@ private:
   uint64_t over_limit_ = 0;
   uint64_t no_descriptors_ = 0;
   refusal_burst limit_burst_;
-  refusal_burst fd_burst_;
   // Loop only (and the constructor): -1 while given up or unavailable.
   int reserve_fd_;
+  refusal_burst fd_burst_;
 };
 
 namespace {
