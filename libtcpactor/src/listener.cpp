@@ -305,14 +305,15 @@ private:
           continue;
         if (fd < 0)
           break;
+        {
+          // Counted before the peer can see it, so stats() never trail.
+          std::lock_guard<std::mutex> guard{mtx_};
+          ++no_descriptors_;
+        }
         reset_close(fd);
         ++shed;
       }
       reserve_fd_ = open_reserve();
-    }
-    {
-      std::lock_guard<std::mutex> guard{mtx_};
-      no_descriptors_ += shed;
     }
     if (fd_burst_.add(shed))
       warn("accept on port " + std::to_string(port_) +
