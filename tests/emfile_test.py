@@ -59,6 +59,12 @@ def outcome(sock, timeout):
     return "echo" if data == b"x" else "eof" if not data else "data"
 
 
+# UBSan's vptr check asks whether a vtable is readable by writing it into a
+# pipe(); out of descriptors that fails, and the check reports the first
+# call through every not-yet-seen vtable as "invalid vptr" and aborts. An
+# ASan build is checked by hand instead, with -fno-sanitize=vptr.
+@unittest.skipIf(os.environ.get("TCPACTOR_SANITIZER") == "asan",
+                 "UBSan's vptr check cannot run out of file descriptors")
 class EmfileTest(unittest.TestCase):
 
     def setUp(self):
