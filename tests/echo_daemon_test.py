@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import threading
+import time
 import unittest
 
 from daemon_helpers import (DEFAULT_CONF, EXIT_TIMEOUT, IO_TIMEOUT,
@@ -94,6 +95,63 @@ class EchoDaemonTest(DaemonTestCase):
         sock.sendall(b"defaults")
         self.assertEqual(recv_exactly(sock, 8), b"defaults")
 
+    # -- connection limits ---------------------------------------------------
+
+    def refused(self, port, source="127.0.0.1"):
+        """Connects from `source`; True if the daemon reset or closed the
+        connection without echoing, False if it echoed."""
+        try:
+            sock = self.connect_from(source, port)
+            sock.sendall(b"?")
+            return sock.recv(1) == b""
+        except ConnectionResetError:
+            # On loopback the reset can beat connect() back to us.
+            return True
+
+    def connect_from(self, source, port):
+        sock = socket.create_connection(("127.0.0.1", port),
+                                        timeout=IO_TIMEOUT,
+                                        source_address=(source, 0))
+        self.addCleanup(sock.close)
+        return sock
+
+    def test_max_connections_resets_the_excess_and_logs_once(self):
+        proc, port = self.start("--max-connections", "2")
+        held = [self.connect(port) for _ in range(2)]
+        for sock in held:
+            sock.sendall(b"in")
+            self.assertEqual(recv_exactly(sock, 2), b"in")
+        for _ in range(5):
+            self.assertTrue(self.refused(port))
+        # Once one closes, a new client gets in: retried until the daemon
+        # has seen the close, within IO_TIMEOUT.
+        held.pop().close()
+        deadline = time.monotonic() + IO_TIMEOUT
+        while self.refused(port):
+            self.assertLess(time.monotonic(), deadline, "never admitted again")
+        code, err = self.stop(proc)
+        self.assertEqual(code, 0, err)
+        hits = [l for l in err.splitlines() if "listener limit 2 reached" in l]
+        self.assertEqual(len(hits), 1, err)
+
+    def test_per_ip_limit_from_the_config_file(self):
+        conf = self.write_conf(
+            '[echo]\nlog-level="warning"\nmax-connections-per-ip=1\n')
+        _, port = self.start(conf=conf)
+        first = self.connect_from("127.0.0.1", port)
+        first.sendall(b"a")
+        self.assertEqual(recv_exactly(first, 1), b"a")
+        self.assertTrue(self.refused(port, "127.0.0.1"))
+        other = self.connect_from("127.0.0.2", port)
+        other.sendall(b"b")
+        self.assertEqual(recv_exactly(other, 1), b"b")
+
+    def test_per_ip_limit_above_the_total_is_rejected_by_name(self):
+        code, _, err = self.run_daemon("--max-connections", "1",
+                                       "--max-connections-per-ip=2")
+        self.assertEqual(code, 2)
+        self.assertIn("echo.max-connections-per-ip", err)
+
     # -- signals -------------------------------------------------------------
 
     def test_sigterm_exits_zero(self):
@@ -175,6 +233,9 @@ class EchoDaemonTest(DaemonTestCase):
             ("[connection]\nread-chunk=lots\n", "connection.read-chunk"),
             ("[connection]\nclose-timeout=5\n", "connection.close-timeout"),
             ("[scheduler]\nmax-threads=0\n", "scheduler.max-threads"),
+            ("[echo]\nmax-connections=-1\n", "echo.max-connections"),
+            ('[echo]\nmax-connections-per-ip="5"\n',
+             "echo.max-connections-per-ip"),
         ]
         for text, key in cases:
             with self.subTest(key=key):
@@ -221,7 +282,8 @@ class EchoDaemonTest(DaemonTestCase):
         self.assertEqual(code, 0, err)
         for flag in ["--help", "--config-file", "--host", "--port",
                      "--io-threads", "--log-level", "--backlog",
-                     "--max-unprocessed-bytes", "--scheduler.max-threads"]:
+                     "--max-unprocessed-bytes", "--scheduler.max-threads",
+                     "--max-connections", "--max-connections-per-ip"]:
             self.assertIn(flag, out)
         # Every key of the shipped config file is documented, under both its
         # command-line name and its file location.

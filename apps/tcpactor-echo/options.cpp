@@ -592,6 +592,19 @@ const std::vector<option_spec>& specs() {
         "echo", "backlog", "backlog", "Length of the kernel's accept queue.", 1,
         INT_MAX, [](options& o) -> int& { return o.listener.backlog; }));
     xs.push_back(count_option(
+        "echo", "max-connections", "max-connections",
+        "Open connections at most; 0: unlimited. Beyond it a new connection "
+        "is reset at once and logged once per burst.",
+        0, UINT32_MAX,
+        [](options& o) -> std::size_t& { return o.listener.max_connections; }));
+    xs.push_back(count_option(
+        "echo", "max-connections-per-ip", "max-connections-per-ip",
+        "Open connections per client address at most; 0: unlimited; at most "
+        "max-connections.",
+        0, UINT32_MAX, [](options& o) -> std::size_t& {
+          return o.listener.max_connections_per_ip;
+        }));
+    xs.push_back(count_option(
         "echo", "io-threads", "io-threads",
         "I/O threads, each running its own event loop; 0: one per core.", 0,
         1024, [](options& o) -> std::size_t& { return o.runtime.io_threads; }));

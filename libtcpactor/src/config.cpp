@@ -53,6 +53,10 @@ caf::error listener_config::validate() const {
     return bad("listener.host", "must not be empty");
   if (backlog < 1)
     return bad("listener.backlog", "must be at least 1");
+  if (max_connections != 0 && max_connections_per_ip > max_connections)
+    return bad("listener.max_connections_per_ip",
+               "must not exceed max_connections (" +
+                   std::to_string(max_connections) + ")");
   if (auto err = tls.validate("listener.tls"))
     return err;
   if (tls.enabled && tls.cert_file.empty() && tls.pkcs12_file.empty())

@@ -2,11 +2,19 @@
 
 #include "tcpactor/listener.hpp"
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <future>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 #include <caf/actor_system.hpp>
 #include <caf/default_attachable.hpp>
@@ -37,6 +45,63 @@ void info(const std::string& msg) {
     log::write(log::level::info, msg);
 }
 
+void warn(const std::string& msg) {
+  if (log::enabled(log::level::warning))
+    log::write(log::level::warning, msg);
+}
+
+// -- connection limits and fd exhaustion -------------------------------------
+
+/// One kind of refusal, for the log: a line when a burst starts and a sum
+/// when it ends, never a line per connection. A burst ends at the first
+/// success at least `min_length` after it began, so a peer that alternates
+/// with admitted ones still costs at most two lines a second.
+class refusal_burst {
+public:
+  static constexpr auto min_length = std::chrono::seconds{1};
+
+  /// Counts `n` refusals; true if they start a burst (log it).
+  bool add(uint64_t n) {
+    count_ += n;
+    if (active_)
+      return false;
+    active_ = true;
+    started_ = std::chrono::steady_clock::now();
+    return true;
+  }
+
+  /// A success: the size of the burst it ends, if it ends one.
+  std::optional<uint64_t> end() {
+    if (!active_ || std::chrono::steady_clock::now() - started_ < min_length)
+      return std::nullopt;
+    active_ = false;
+    return std::exchange(count_, 0);
+  }
+
+private:
+  bool active_ = false;
+  uint64_t count_ = 0;
+  std::chrono::steady_clock::time_point started_;
+};
+
+/// Closes with a reset (SO_LINGER 0): the peer learns at once, and no
+/// TIME_WAIT is left behind for a connection we never served.
+void reset_close(int fd) {
+  ::linger lg{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+  ::close(fd);
+}
+
+/// The descriptor given up on EMFILE to make room for one accept.
+int open_reserve() {
+  return ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+bool out_of_descriptors(const error_code& ec) {
+  return ec == asio::error::no_descriptors ||
+         ec == boost::system::errc::too_many_files_open_in_system;
+}
+
 } // namespace
 
 std::string to_string(connection_event::kind_t x) {
@@ -51,6 +116,8 @@ std::string to_string(connection_event::kind_t x) {
       return "closed";
     case connection_event::handshake_failed:
       return "handshake_failed";
+    case connection_event::limited:
+      return "limited";
   }
   return "unknown";
 }
@@ -67,8 +134,13 @@ public:
         conn_cfg_(std::make_shared<const connection_config>(cfg_.connection)),
         on_connect_(
             std::make_shared<const connect_handler>(std::move(on_connect))),
-        observer_(std::move(observer)) {
+        observer_(std::move(observer)), reserve_fd_(open_reserve()) {
     // nop
+  }
+
+  ~listener_core() {
+    if (reserve_fd_ >= 0)
+      ::close(reserve_fd_);
   }
 
   /// Binds and starts accepting; returns the bound port.
@@ -194,6 +266,8 @@ public:
     x.rejected = rejected_;
     x.failed = failed_;
     x.handshake_failed = handshake_failed_;
+    x.over_limit = over_limit_;
+    x.no_descriptors = no_descriptors_;
     return x;
   }
 
@@ -243,10 +317,14 @@ private:
         return;
       if (ec == asio::error::operation_aborted)
         return;
-      if (ec) {
+      if (ec && out_of_descriptors(ec)) {
+        core->shed_backlog(*acc, ec);
+      } else if (ec) {
         log::write(log::level::warning,
                    "accept on port " + std::to_string(core->port_) +
                        " failed: " + ec.message() + "; retrying in 100ms");
+      }
+      if (ec) {
         auto timer = std::make_shared<asio::steady_timer>(*core->loop_);
         timer->expires_after(accept_backoff);
         timer->async_wait([core, acc, timer](error_code) {
@@ -255,9 +333,118 @@ private:
         });
         return;
       }
+      core->descriptors_available();
       core->on_accepted(std::move(sock), target);
       core->accept(acc);
     });
+  }
+
+  // Out of descriptors, the kernel keeps the connection in the backlog, the
+  // acceptor stays readable and every retry fails the same way (even with an
+  // empty backlog: accept() claims a descriptor first), while the peer waits
+  // for nothing. Give up the reserve, accept and reset what waits (libuv's
+  // uv__emfile_trick), then take the reserve back; the caller's backoff
+  // keeps the retries to ten a second. Loop only.
+  void shed_backlog(tcp::acceptor& acc, const error_code& ec) {
+    uint64_t shed = 0;
+    if (reserve_fd_ >= 0) {
+      ::close(std::exchange(reserve_fd_, -1));
+      // async_accept made the acceptor non-blocking, so this stops at an
+      // empty backlog; the bound keeps a connect flood from holding the loop.
+      for (int i = 0; i < cfg_.backlog; ++i) {
+        auto fd = ::accept4(acc.native_handle(), nullptr, nullptr,
+                            SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0 && errno == EINTR)
+          continue;
+        if (fd < 0)
+          break;
+        {
+          // Counted before the peer can see it, so stats() never trail.
+          std::lock_guard<std::mutex> guard{mtx_};
+          ++no_descriptors_;
+        }
+        reset_close(fd);
+        ++shed;
+      }
+      reserve_fd_ = open_reserve();
+    }
+    if (fd_burst_.add(shed))
+      warn("accept on port " + std::to_string(port_) +
+           " failed: " + ec.message() +
+           "; resetting new connections until descriptors free up");
+  }
+
+  // An accept worked: descriptors are back. Loop only.
+  void descriptors_available() {
+    if (reserve_fd_ < 0)
+      reserve_fd_ = open_reserve();
+    auto shed = fd_burst_.end();
+    // accept() claims a descriptor before it looks at the backlog, so a
+    // burst may have refused nobody.
+    if (shed && *shed > 0)
+      warn("port " + std::to_string(port_) + ": " + std::to_string(*shed) +
+           " connections refused for lack of file descriptors");
+    else if (shed)
+      info("port " + std::to_string(port_) + ": file descriptors available");
+  }
+
+  /// Counts a new connection against the limits, or resets it, counts and
+  /// reports it and returns false. Every admitted connection must `release`
+  /// its address once closed.
+  bool admit(tcp::socket& sock, const asio::ip::address& ip) {
+    std::size_t limit = 0;
+    bool per_ip = false;
+    bool first = false;
+    std::optional<uint64_t> refused;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      auto& same_ip = per_ip_[ip];
+      if (cfg_.max_connections != 0 && conns_.size() >= cfg_.max_connections) {
+        limit = cfg_.max_connections;
+      } else if (cfg_.max_connections_per_ip != 0 &&
+                 same_ip >= cfg_.max_connections_per_ip) {
+        limit = cfg_.max_connections_per_ip;
+        per_ip = true;
+      }
+      if (limit == 0) {
+        ++same_ip;
+        refused = limit_burst_.end();
+      } else {
+        if (same_ip == 0)
+          per_ip_.erase(ip);
+        ++over_limit_;
+        first = limit_burst_.add(1);
+      }
+    }
+    if (refused)
+      warn("port " + std::to_string(port_) + ": " + std::to_string(*refused) +
+           " connections refused over the connection limit");
+    if (limit == 0)
+      return true;
+    error_code ec;
+    auto peer = to_string(sock.remote_endpoint(ec));
+    // A reset, as in reset_close().
+    sock.set_option(asio::socket_base::linger{true, 0}, ec);
+    sock.close(ec);
+    auto what = "listener limit " + std::to_string(limit) +
+                (per_ip ? " per source address reached" : " reached");
+    if (first)
+      warn("port " + std::to_string(port_) + ": " + what + " (" + peer +
+           "); resetting new connections until connections close");
+    // Not emit(): that logs every event, and a flood must not flood the log.
+    if (observer_)
+      caf::anon_send(observer_,
+                     connection_event{connection_event::limited, 0, peer,
+                                      make_error(errc::too_many_connections,
+                                                 peer + ": " + what)});
+    return false;
+  }
+
+  void release(const asio::ip::address& ip) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto i = per_ip_.find(ip);
+    if (i != per_ip_.end() && --i->second == 0)
+      per_ip_.erase(i);
   }
 
   void on_accepted(tcp::socket sock, asio::io_context& target) {
@@ -266,12 +453,18 @@ private:
       sock.close(ec);
       return;
     }
+    error_code ec;
+    auto ip = sock.remote_endpoint(ec).address();
+    if (!admit(sock, ip))
+      return;
     std::weak_ptr<listener_core> weak = shared_from_this();
     auto tr = transport::make(
         *rt_, target, conn_cfg_,
-        [weak](transport& t, const caf::error& reason) {
-          if (auto core = weak.lock())
+        [weak, ip](transport& t, const caf::error& reason) {
+          if (auto core = weak.lock()) {
+            core->release(ip);
             core->on_closed(t, reason);
+          }
         },
         std::move(sock));
     auto t = transport::from(tr);
@@ -283,7 +476,7 @@ private:
         handshaking_.insert(t->conn_id());
     }
     if (!tls_) {
-      admit(std::move(tr));
+      hand_over(std::move(tr));
       return;
     }
     // The user's handler sees only connections whose handshake succeeded.
@@ -291,12 +484,12 @@ private:
     t->use_tls(ctx, ctx->new_server(), cfg_.tls.handshake_timeout);
     t->handshake([weak, tr]() mutable {
       if (auto core = weak.lock())
-        core->admit(std::move(tr));
+        core->hand_over(std::move(tr));
     });
   }
 
   /// Spawns the connection actor of an accepted (and secured) connection.
-  void admit(caf::strong_actor_ptr tr) {
+  void hand_over(caf::strong_actor_ptr tr) {
     std::weak_ptr<listener_core> weak = shared_from_this();
     auto t = transport::from(tr);
     auto id = t->conn_id();
@@ -409,6 +602,14 @@ private:
   uint64_t handshake_failed_ = 0;
   std::function<void(uint64_t)> drain_done_;        // set while draining
   std::shared_ptr<asio::steady_timer> drain_timer_; // listener loop only
+  // Open connections per source address, for max_connections_per_ip.
+  std::map<asio::ip::address, std::size_t> per_ip_;
+  uint64_t over_limit_ = 0;
+  uint64_t no_descriptors_ = 0;
+  refusal_burst limit_burst_;
+  // Loop only (and the constructor): -1 while given up or unavailable.
+  int reserve_fd_;
+  refusal_burst fd_burst_;
 };
 
 namespace {

@@ -78,6 +78,20 @@ struct listener_config {
   uint16_t port = 0;
   /// Length of the kernel's accept queue.
   int backlog = 1024;
+  /// Open connections at most; 0: unlimited. A connection over the limit is
+  /// accepted and reset at once (SO_LINGER 0: the peer reads ECONNRESET
+  /// instead of waiting in the backlog, and no TIME_WAIT piles up here),
+  /// counted in `listener_stats::over_limit` and reported as a `limited`
+  /// event; it never gets an actor. Unlimited by default because only the
+  /// deployment knows its capacity: a fixed default would refuse traffic on
+  /// big machines (the hold benchmark keeps 10000 connections) and protect
+  /// nothing on small ones, where RLIMIT_NOFILE (often 1024) binds first and
+  /// is handled without spinning (see `listener_stats::no_descriptors`).
+  std::size_t max_connections = 0;
+  /// Open connections per source address at most; 0: unlimited. Counts
+  /// exact addresses, so one IPv6 host with a whole prefix evades it; at most
+  /// `max_connections` when that is set.
+  std::size_t max_connections_per_ip = 0;
   /// Per-connection limits.
   connection_config connection;
   /// TLS; off unless `tls.enabled`.

@@ -33,13 +33,20 @@ struct listener_stats {
   uint64_t failed = 0;
   /// TLS handshakes that failed or timed out (never seen by `on_connect`).
   uint64_t handshake_failed = 0;
+  /// Connections reset at once because `max_connections` or
+  /// `max_connections_per_ip` was reached (not counted in `accepted`).
+  uint64_t over_limit = 0;
+  /// Connections reset at once because the process ran out of file
+  /// descriptors (EMFILE/ENFILE); a reserved descriptor makes room to accept
+  /// and close them, so they do not hang in the backlog.
+  uint64_t no_descriptors = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, listener_stats& x) {
   return f(caf::meta::type_name("tcpactor::listener_stats"), x.port,
            x.accepting, x.open, x.accepted, x.rejected, x.failed,
-           x.handshake_failed);
+           x.handshake_failed, x.over_limit, x.no_descriptors);
 }
 
 /// What happened to one connection, sent to a listener's observer.
@@ -57,6 +64,9 @@ struct connection_event {
     /// The TLS handshake failed (`reason` has OpenSSL's cause); the
     /// connection was closed and never opened.
     handshake_failed,
+    /// A connection limit was reached: the connection was reset at once and
+    /// got no actor; `id` is 0 and `reason` is `too_many_connections`.
+    limited,
   };
   kind_t kind = opened;
   connection_id id = 0;
