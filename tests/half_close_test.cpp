@@ -19,8 +19,10 @@ connect_handler answer_at_end(caf::actor sink) {
       [](caf::event_based_actor*, const caller& conn, const bytes& in) {
         if (!in.empty())
           return in;
-        conn.close(); // after the reply below: writes are in order
-        return bytes{"done"};
+        // write() queues now; a reply would race the close.
+        conn.write(bytes{"done"});
+        conn.close();
+        return bytes{};
       });
 }
 

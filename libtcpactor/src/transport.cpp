@@ -190,6 +190,11 @@ void transport::close() {
 }
 
 void transport::shutdown_write() {
+  {
+    // Refuse later writes from now on, not from when the loop gets to it.
+    std::lock_guard<std::mutex> guard{mtx_};
+    writable_ = false;
+  }
   post([this] {
     if (state_ != state::open || shut_wr_requested_)
       return;
