@@ -163,8 +163,11 @@ class DaemonTestCase(unittest.TestCase):
         (daemon, port)."""
         if conf is None:
             conf = self.write_conf('[echo]\nlog-level="warning"\n')
-        d = self.spawn("--port", "0", "--config-file", conf, *args, env=env,
-                       cwd=cwd)
+        # SIGTERM drains open connections; a short deadline keeps stop()
+        # quick for tests that leave a client connected. Later arguments
+        # override it.
+        d = self.spawn("--port", "0", "--config-file", conf,
+                       "--drain-timeout=1s", *args, env=env, cwd=cwd)
         m = d.out.wait_for(LISTENING, START_TIMEOUT)
         if not m:
             d.kill()

@@ -164,6 +164,55 @@ class EchoDaemonTest(DaemonTestCase):
         code, err = self.stop(proc)
         self.assertEqual(code, 0, err)
 
+    def test_sigterm_drains_open_connections_without_loss(self):
+        conf = self.write_conf('[echo]\nlog-level="info"\n')
+        proc, port = self.start("--drain-timeout=20s", conf=conf)
+        sock = self.connect(port)
+        sock.sendall(b"before")
+        self.assertEqual(recv_exactly(sock, 6), b"before")
+        proc.send_signal(signal.SIGTERM)
+        self.assertTrue(proc.err.wait_for(re.compile("draining"), IO_TIMEOUT),
+                        proc.err.text())
+        # No new connections while draining...
+        deadline = time.monotonic() + IO_TIMEOUT
+        refused = False
+        while not refused and time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            except OSError:
+                refused = True
+        self.assertTrue(refused, "still accepting while draining")
+        # ...but the open one goes on, byte for byte.
+        payload = hashlib.sha256(b"drain").digest() * 32768  # 1 MiB
+        got = bytearray()
+        def reader():
+            while len(got) < len(payload):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                got.extend(chunk)
+        t = threading.Thread(target=reader)
+        t.start()
+        sock.sendall(payload)
+        t.join(IO_TIMEOUT)
+        self.assertEqual(bytes(got), payload)
+        self.assertIsNone(proc.poll(), "exited before the client finished")
+        sock.close()
+        self.assertEqual(proc.wait(EXIT_TIMEOUT), 0)
+        self.assertIn("drained: every connection finished", proc.err.text())
+
+    def test_sigterm_drain_deadline_closes_idle_clients(self):
+        proc, port = self.start("--drain-timeout=300ms", "--log-level=info")
+        sock = self.connect(port)
+        sock.sendall(b"x")
+        self.assertEqual(recv_exactly(sock, 1), b"x")
+        t0 = time.monotonic()
+        code, err = self.stop(proc)
+        self.assertEqual(code, 0, err)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.3)
+        self.assertIn("closed 1 connection(s)", err)
+        self.assertEqual(sock.recv(1), b"")
+
     def test_sigint_exits_zero(self):
         proc, _ = self.start()
         proc.send_signal(signal.SIGINT)

@@ -124,6 +124,30 @@ void stop_accepting(caf::actor_system& sys, const tcpactor::listener& lst) {
                });
 }
 
+/// Stops accepting and lets open connections finish on their own, up to
+/// `deadline`; the listener closes what is left then.
+void drain(caf::actor_system& sys, const tcpactor::listener& lst,
+           std::chrono::milliseconds deadline) {
+  info("draining: waiting up to " + std::to_string(deadline.count()) +
+       "ms for open connections to finish");
+  caf::scoped_actor self{sys};
+  self->request(lst.handle(), deadline + stop_timeout,
+                tcpactor::drain_atom::value, caf::timespan{deadline})
+      .receive(
+          [](uint64_t forced) {
+            if (forced == 0)
+              info("drained: every connection finished");
+            else
+              log::write(log::level::warning, "drain deadline passed: closed " +
+                                                  std::to_string(forced) +
+                                                  " connection(s)");
+          },
+          [](const caf::error& err) {
+            log::write(log::level::warning,
+                       "drain failed: " + tcpactor::describe(err));
+          });
+}
+
 int run(const tcpactor_echo::options& opts, const sigset_t& signals) {
   caf::actor_system_config cfg;
   tcpactor::add_error_category(cfg);
@@ -156,7 +180,10 @@ int run(const tcpactor_echo::options& opts, const sigset_t& signals) {
   auto sig = wait_for_stop_signal(signals, sys, *lst, opts);
   info(std::string{sig == SIGINT ? "SIGINT" : "SIGTERM"} +
        ": stopping the listener on " + address(lst->host(), lst->port()));
-  stop_accepting(sys, *lst);
+  if (sig == SIGTERM)
+    drain(sys, *lst, opts.drain_timeout);
+  else
+    stop_accepting(sys, *lst);
   info("closing " + std::to_string(rt->open_connections()) +
        " open connection(s)");
   rt->shutdown();

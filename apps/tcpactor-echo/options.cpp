@@ -659,6 +659,44 @@ const std::vector<option_spec>& specs() {
         "connection", "tcp-nodelay", "tcp-nodelay",
         "Disable Nagle's algorithm, so echoed bytes go out at once.",
         [conn](options& o) -> bool& { return conn(o).tcp_nodelay; }));
+    xs.push_back(bool_option(
+        "connection", "half-close", "half-close",
+        "Keep echoing after a client's FIN until it is answered, instead of "
+        "closing once the replies are out.",
+        [conn](options& o) -> bool& { return conn(o).half_close; }));
+    auto timeout =
+        [&xs,
+         conn](const char* key, const char* help,
+               std::chrono::milliseconds tcpactor::connection_config::*field) {
+          xs.push_back(duration_option(
+              "connection", key, key, help,
+              [conn, field](options& o) -> std::chrono::milliseconds& {
+                return conn(o).*field;
+              }));
+        };
+    timeout("first-byte-timeout",
+            "Close a connection that sends nothing this long after it opened "
+            "(first_byte_timeout); 0s: off.",
+            &tcpactor::connection_config::first_byte_timeout);
+    timeout("idle-timeout",
+            "Close a connection that sends nothing for this long "
+            "(idle_timeout); 0s: off.",
+            &tcpactor::connection_config::idle_timeout);
+    timeout("write-stall-timeout",
+            "Close a connection whose queued replies make no progress for "
+            "this long (write_stall_timeout); 0s: off.",
+            &tcpactor::connection_config::write_stall_timeout);
+    timeout("max-lifetime",
+            "Close every connection this long after it opened "
+            "(lifetime_exceeded); 0s: off.",
+            &tcpactor::connection_config::max_lifetime);
+    xs.push_back(duration_option(
+        "echo", "drain-timeout", "drain-timeout",
+        "On SIGTERM, stop accepting and wait this long for clients to finish "
+        "and close before closing the rest.",
+        [](options& o) -> std::chrono::milliseconds& {
+          return o.drain_timeout;
+        }));
     xs.push_back(count_option(
         "scheduler", "max-threads", "scheduler-threads",
         "CAF scheduler threads that run the connection actors.", 1, 1024,

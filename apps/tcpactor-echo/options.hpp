@@ -6,6 +6,7 @@
 // `caf`), so this parser is ours and names the file, line and key of every
 // mistake.
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -23,6 +24,9 @@ struct options {
     // reflection attacks, so exposing it must be a deliberate choice.
     listener.host = "127.0.0.1";
     listener.port = 7000;
+    // A client silent for five minutes is gone; the library leaves this
+    // off because only the protocol knows.
+    listener.connection.idle_timeout = std::chrono::minutes{5};
   }
 
   /// Address, port, backlog and per-connection limits.
@@ -33,6 +37,8 @@ struct options {
   /// CAF scheduler threads. CAF's default, max(cores, 4), only adds idle
   /// workers polling every 50us on a small box.
   std::size_t scheduler_threads = 2;
+  /// SIGTERM drains: open connections get this long to finish on their own.
+  std::chrono::milliseconds drain_timeout{30'000};
   /// `tls.enabled`. `automatic` turns TLS on when a certificate
   /// (`tls.cert-file` or `tls.pkcs12-file`) is configured, which is what an
   /// operator who sets one expects; `off` keeps the settings but serves
