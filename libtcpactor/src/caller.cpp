@@ -55,7 +55,7 @@ bool caller::draining() const noexcept {
 
 void caller::on_drain(std::function<void()> fn) const {
   if (ptr_)
-    transport::from(ptr_)->on_drain = std::move(fn);
+    transport::from(ptr_)->set_on_drain(std::move(fn));
 }
 
 } // namespace tcpactor

@@ -70,8 +70,7 @@ caf::actor spawn_connection(caf::actor_system& sys, caf::strong_actor_ptr tr,
           if (xs.match_elements<drain_atom>()) {
             // Services are typed, so the notice reaches them through the
             // hook they set with caller::on_drain, in this actor.
-            if (t->on_drain)
-              t->on_drain();
+            t->run_on_drain();
             return caf::message{};
           }
           if (xs.match_elements<quit_atom>()) {

@@ -134,9 +134,17 @@ public:
     return draining_.load(std::memory_order_relaxed);
   }
 
-  /// Runs in the connection actor when `(drain_atom)` arrives there. Set
-  /// from inside that actor only.
-  std::function<void()> on_drain;
+  /// Sets what runs in the connection actor when `(drain_atom)` arrives
+  /// there. Call from inside that actor only.
+  void set_on_drain(std::function<void()> fn) {
+    on_drain_ = std::make_unique<std::function<void()>>(std::move(fn));
+  }
+
+  /// Runs the drain hook, if any. From the connection actor only.
+  void run_on_drain() {
+    if (on_drain_ && *on_drain_)
+      (*on_drain_)();
+  }
 
   /// Closes at once, dropping queued bytes; `reason` goes to the target.
   void abort(caf::error reason);
@@ -283,6 +291,8 @@ private:
   bool shut_wr_requested_ = false; // shutdown_write() seen
   bool write_shut_ = false;        // FIN sent
   std::atomic<bool> draining_{false};
+  // Rarely set, so it costs an idle connection one pointer.
+  std::unique_ptr<std::function<void()>> on_drain_;
   bool read_armed_ = false;
   uint64_t last_request_ = 0;
   caf::error close_reason_;
