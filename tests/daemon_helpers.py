@@ -196,6 +196,28 @@ class DaemonTestCase(unittest.TestCase):
         self.addCleanup(sock.close)
         return sock
 
+    def run_clients(self, n, client):
+        """Runs client(i) for i in range(n) on n threads at once and fails
+        with every exception or message they returned."""
+        errors = []
+
+        def run(i):
+            try:
+                err = client(i)
+                if err:
+                    errors.append("client %d: %s" % (i, err))
+            except Exception as e:  # reported below, in the main thread
+                errors.append("client %d: %r" % (i, e))
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(IO_TIMEOUT * 2)
+        self.assertFalse(any(t.is_alive() for t in threads),
+                         "clients still running")
+        self.assertEqual(errors, [])
+
     def stop(self, d):
         """SIGTERM; returns (exit code, stderr)."""
         d.send_signal(signal.SIGTERM)

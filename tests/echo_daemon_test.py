@@ -67,27 +67,15 @@ class EchoDaemonTest(DaemonTestCase):
 
     def test_twenty_concurrent_clients_each_get_their_own_bytes(self):
         _, port = self.start()
-        errors = []
         size = 64 * 1024
 
         def client(i):
-            try:
-                payload = bytes([i]) * 16 + os.urandom(size)
-                echoed = self.echo_roundtrip(port, payload)
-                if echoed != payload:
-                    errors.append("client %d got other bytes back" % i)
-            except Exception as e:  # reported below, in the main thread
-                errors.append("client %d: %r" % (i, e))
+            payload = bytes([i]) * 16 + os.urandom(size)
+            if self.echo_roundtrip(port, payload) != payload:
+                return "got other bytes back"
+            return None
 
-        threads = [threading.Thread(target=client, args=(i,))
-                   for i in range(20)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(IO_TIMEOUT * 2)
-        self.assertFalse(any(t.is_alive() for t in threads),
-                         "clients still running")
-        self.assertEqual(errors, [])
+        self.run_clients(20, client)
 
     def test_default_config_file_starts_and_echoes(self):
         self.assertTrue(os.path.isfile(DEFAULT_CONF), DEFAULT_CONF)

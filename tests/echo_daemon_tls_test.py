@@ -276,26 +276,15 @@ class EchoDaemonTlsTest(DaemonTestCase):
 
     def test_twenty_concurrent_tls_clients_each_get_their_own_bytes(self):
         _, port = self.start_tls()
-        errors = []
 
         def client(i):
-            try:
-                sock = self.tls_connect(port)
-                payload = bytes([i]) * 16 + os.urandom(64 * 1024)
-                if self.echo_bulk(sock, payload) != payload:
-                    errors.append("client %d got other bytes back" % i)
-            except Exception as e:  # reported below, in the main thread
-                errors.append("client %d: %r" % (i, e))
+            sock = self.tls_connect(port)
+            payload = bytes([i]) * 16 + os.urandom(64 * 1024)
+            if self.echo_bulk(sock, payload) != payload:
+                return "got other bytes back"
+            return None
 
-        threads = [threading.Thread(target=client, args=(i,))
-                   for i in range(20)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(IO_TIMEOUT * 2)
-        self.assertFalse(any(t.is_alive() for t in threads),
-                         "clients still running")
-        self.assertEqual(errors, [])
+        self.run_clients(20, client)
 
     def test_close_notify_is_answered_with_close_notify(self):
         d, port = self.start_tls()

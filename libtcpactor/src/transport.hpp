@@ -193,6 +193,9 @@ private:
 
   void read_some();
   void arm_read();
+  /// A recv() failed: true to retry at once (EINTR); otherwise waits for
+  /// readability (EAGAIN) or fails the connection.
+  bool recv_failed();
   void on_eof(caf::error reason);
   /// I/O loop: the queue is flushed; sends FIN (half-close).
   void shut_write_side();

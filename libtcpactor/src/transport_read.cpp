@@ -52,16 +52,21 @@ void transport::read_some() {
       on_eof(caf::error{});
       return;
     }
-    if (errno == EINTR)
+    if (recv_failed())
       continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      arm_read();
-      return;
-    }
-    finish(errno_to_error(errno, errc::io_failed, peer_));
     return;
   }
   post([this] { read_some(); });
+}
+
+bool transport::recv_failed() {
+  if (errno == EINTR)
+    return true;
+  if (errno == EAGAIN || errno == EWOULDBLOCK)
+    arm_read();
+  else
+    finish(errno_to_error(errno, errc::io_failed, peer_));
+  return false;
 }
 
 void transport::arm_read() {

@@ -275,13 +275,8 @@ void transport::read_tls() {
                                 "close_notify; data may be cut short"));
       return;
     }
-    if (errno == EINTR)
+    if (recv_failed())
       continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      arm_read();
-      return;
-    }
-    finish(errno_to_error(errno, errc::io_failed, peer_));
     return;
   }
   post([this] { read_some(); });
