@@ -92,6 +92,7 @@ ssize_t load_thread::io_write(conn& c, const unsigned char* buf,
   if (c.write_retry != 0)
     len = std::min(len, c.write_retry);
   std::size_t written = 0;
+  errno = 0; // SSL_ERROR_SYSCALL reads it; a stale EAGAIN would stall us
   int rc = SSL_write_ex(c.ssl, buf, len, &written);
   if (rc == 1) {
     c.write_retry = 0;
@@ -107,6 +108,7 @@ ssize_t load_thread::io_read(conn& c, unsigned char* buf, std::size_t len) {
   if (c.ssl == nullptr)
     return ::recv(c.fd, buf, len, 0);
   std::size_t got = 0;
+  errno = 0; // as in io_write
   int rc = SSL_read_ex(c.ssl, buf, len, &got);
   if (rc == 1)
     return static_cast<ssize_t>(got);
@@ -433,6 +435,7 @@ void load_thread::on_connected(std::size_t i) {
 
 void load_thread::continue_handshake(std::size_t i) {
   auto& c = conns_[i];
+  errno = 0; // as in io_write
   int rc = SSL_do_handshake(c.ssl);
   if (rc == 1) {
     bump(stats.handshakes);
