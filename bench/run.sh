@@ -367,7 +367,7 @@ for scenario in $SCENARIOS; do
     if [[ $e != - && $t != - ]]; then
       ratio=$(awk -v e="$e" -v t="$t" 'BEGIN { if (e > 0) printf "%.3f", t / e; else print "-" }')
     fi
-    log "$scenario run $r/$RUNS: epoll $e, tcpactor $t, ratio $ratio"
+    log "$scenario run $r/$RUNS: epoll $e, tcpactor $t, ratio $ratio (load $(cut -d' ' -f1 /proc/loadavg))"
     e_vals+=("$e")
     t_vals+=("$t")
     ratios+=("$ratio")
