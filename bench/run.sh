@@ -16,7 +16,18 @@
 #   SCHED_THREADS [2]     tcpactor-echo --scheduler.max-threads
 #   HOLD_CONNS [10000]    idle connections of the hold scenario
 #   BENCH_THREADS [1]     tcpactor-bench --threads
-#   SCENARIOS [pingpong stream connect hold]
+#   SCENARIOS [pingpong stream connect hold; TLS=1 adds tls-pingpong
+#             tls-stream tls-connect]
+#   TLS [0]               1: add the TLS scenarios to the default SCENARIOS
+#   TLS_RESUME [0]        1: tls-connect resumes sessions (--tls-resume);
+#                         0 measures full handshakes
+#
+# TLS scenarios run tcpactor-echo with a throwaway EC P-256 CA and server
+# certificate (openssl command, made in a temp dir) and tcpactor-bench with
+# --tls --tls-ca, so the chain and name are verified as a real client would.
+# There is no TLS reference server: their ratio column is TLS / plain
+# tcpactor-echo from the same run (when that scenario ran too), and
+# tls-stream is checked against issue 4's absolute target of 500 MB/s.
 #   BUILD_DIR [build-bench]  SKIP_BUILD [0]: 1 uses the binaries as built
 #   SERVER_CPUS, BENCH_CPUS  taskset -c lists (empty: no pinning)
 #
@@ -39,7 +50,13 @@ IO_THREADS=${IO_THREADS:-1}
 SCHED_THREADS=${SCHED_THREADS:-2}
 HOLD_CONNS=${HOLD_CONNS:-10000}
 BENCH_THREADS=${BENCH_THREADS:-1}
-SCENARIOS=${SCENARIOS:-pingpong stream connect hold}
+TLS=${TLS:-0}
+TLS_RESUME=${TLS_RESUME:-0}
+if [[ $TLS == 1 ]]; then
+  SCENARIOS=${SCENARIOS:-pingpong stream connect hold tls-pingpong tls-stream tls-connect}
+else
+  SCENARIOS=${SCENARIOS:-pingpong stream connect hold}
+fi
 SERVER_CPUS=${SERVER_CPUS:-}
 BENCH_CPUS=${BENCH_CPUS:-}
 
@@ -97,7 +114,29 @@ pinned() {
   CMD+=("$@")
 }
 
-# start_server epoll|tcpactor: sets SERVER_PID and SERVER_PORT.
+# make_certs: a throwaway CA and a server certificate for localhost and
+# 127.0.0.1 in $TMP/tls, EC P-256 as in README's TLS section.
+make_certs() {
+  local d=$TMP/tls
+  mkdir -p "$d"
+  (
+    cd "$d"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -days 2 -subj "/CN=tcpactor bench CA" \
+      -addext keyUsage=critical,keyCertSign,cRLSign \
+      -keyout ca.key -out ca.pem
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -subj "/CN=localhost" -keyout server.key -out server.csr
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial 1 \
+      -days 2 -extfile server.ext -out server.pem
+  ) >"$TMP/openssl.log" 2>&1 || {
+    cat "$TMP/openssl.log" >&2
+    exit 1
+  }
+}
+
+# start_server epoll|tcpactor|tcpactor-tls: sets SERVER_PID and SERVER_PORT.
 start_server() {
   local out=$TMP/server.out err=$TMP/server.err
   : >"$out"
@@ -107,13 +146,18 @@ start_server() {
       pinned "$SERVER_CPUS" "$ECHO_BIN" --log-level quiet --port 0 \
         --io-threads "$IO_THREADS" --scheduler.max-threads "$SCHED_THREADS"
       ;;
+    tcpactor-tls)
+      pinned "$SERVER_CPUS" "$ECHO_BIN" --log-level quiet --port 0 \
+        --io-threads "$IO_THREADS" --scheduler.max-threads "$SCHED_THREADS" \
+        --tls.cert-file "$TMP/tls/server.pem" --tls.key-file "$TMP/tls/server.key"
+      ;;
   esac
   "${CMD[@]}" >"$out" 2>"$err" &
   SERVER_PID=$!
   local i line
   for ((i = 0; i < 200; i++)); do
     line=$(head -n1 "$out")
-    if [[ $line =~ listening\ on\ .*:([0-9]+)$ ]]; then
+    if [[ $line =~ listening\ on\ [^\ ]*:([0-9]+)( \(TLS\))?$ ]]; then
       SERVER_PORT=${BASH_REMATCH[1]}
       return 0
     fi
@@ -140,7 +184,7 @@ json_field() {
 measure() {
   VALUE=-
   local scenario=$1 server=$2 args=() key
-  case $scenario in
+  case ${scenario#tls-} in
     pingpong)
       args=(--mode pingpong --connections 50 --size 64)
       key=messages_per_s
@@ -158,6 +202,10 @@ measure() {
       key=held
       ;;
   esac
+  if [[ $scenario == tls-* ]]; then
+    args+=(--tls --tls-ca "$TMP/tls/ca.pem")
+    [[ $TLS_RESUME != 1 ]] || args+=(--tls-resume)
+  fi
   start_server "$server" || return 0
   local out=$TMP/bench.out rss0="" fds0=""
   if [[ $scenario == hold ]]; then
@@ -225,7 +273,7 @@ fmt() { # fmt VALUE UNIT
     return
   }
   case $2 in
-    msg/s | conn/s) awk -v x="$1" -v u="$2" 'BEGIN { printf "%.0fk %s", x / 1000, u }' ;;
+    msg/s | conn/s) awk -v x="$1" -v u="$2" 'BEGIN { if (x >= 10000) printf "%.0fk %s", x / 1000, u; else printf "%.0f %s", x, u }' ;;
     MB/s) awk -v x="$1" 'BEGIN { printf "%.0f MB/s", x }' ;;
     B) awk -v x="$1" 'BEGIN { if (x >= 1024) printf "%.1f KiB", x / 1024; else printf "%d B", x }' ;;
   esac
@@ -264,6 +312,25 @@ label[connect]="connect churn, 50 concurrent, 64 B echo"
 unit[connect]=conn/s
 label[hold]="user RSS per idle conn, $HOLD_CONNS held"
 unit[hold]=B
+label[tls-pingpong]="TLS ping-pong, 50 conns, 64 B"
+unit[tls-pingpong]=msg/s
+label[tls-stream]="TLS stream, 4 conns, 16 KiB chunks, 256 KiB window"
+unit[tls-stream]=MB/s
+if [[ $TLS_RESUME == 1 ]]; then
+  label[tls-connect]="TLS connect churn (resumed sessions), 50 concurrent, 64 B echo"
+else
+  label[tls-connect]="TLS connect churn (full handshakes), 50 concurrent, 64 B echo"
+fi
+unit[tls-connect]=conn/s
+declare -A plain_median
+tls_note=""
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+for scenario in $SCENARIOS; do
+  if [[ $scenario == tls-* ]]; then
+    make_certs
+    break
+  fi
+done
 
 rows=()
 for scenario in $SCENARIOS; do
@@ -272,6 +339,25 @@ for scenario in $SCENARIOS; do
     exit 1
   }
   e_vals=() t_vals=() ratios=()
+  if [[ $scenario == tls-* ]]; then
+    for ((r = 1; r <= RUNS; r++)); do
+      measure "$scenario" tcpactor-tls
+      log "$scenario run $r/$RUNS: tcpactor $VALUE (load $(cut -d' ' -f1 /proc/loadavg))"
+      t_vals+=("$VALUE")
+    done
+    tm=$(median "${t_vals[@]}")
+    base=${scenario#tls-}
+    pm=${plain_median[$base]:--}
+    rm_=-
+    if [[ $tm != - && $pm != - ]]; then
+      rm_=$(awk -v t="$tm" -v p="$pm" 'BEGIN { if (p > 0) printf "%.2f vs plain", t / p; else print "-" }')
+    fi
+    if [[ $scenario == tls-stream && $tm != - ]]; then
+      tls_note=$(awk -v x="$tm" 'BEGIN { printf "TLS stream target (issue 4, absolute): >= 500 MB/s: %.0f MB/s, %s", x, (x >= 500 ? "met" : "NOT met") }')
+    fi
+    rows+=("| ${label[$scenario]} | n/a | $(fmt "$tm" "${unit[$scenario]}") | $rm_ |")
+    continue
+  fi
   for ((r = 1; r <= RUNS; r++)); do
     measure "$scenario" epoll
     e=$VALUE
@@ -281,13 +367,14 @@ for scenario in $SCENARIOS; do
     if [[ $e != - && $t != - ]]; then
       ratio=$(awk -v e="$e" -v t="$t" 'BEGIN { if (e > 0) printf "%.3f", t / e; else print "-" }')
     fi
-    log "$scenario run $r/$RUNS: epoll $e, tcpactor $t, ratio $ratio"
+    log "$scenario run $r/$RUNS: epoll $e, tcpactor $t, ratio $ratio (load $(cut -d' ' -f1 /proc/loadavg))"
     e_vals+=("$e")
     t_vals+=("$t")
     ratios+=("$ratio")
   done
   em=$(median "${e_vals[@]}")
   tm=$(median "${t_vals[@]}")
+  plain_median[$scenario]=$tm
   rm_=$(median "${ratios[@]}")
   [[ $rm_ != - ]] && rm_=$(awk -v x="$rm_" 'BEGIN { printf "%.2f", x }')
   rows+=("| ${label[$scenario]} | $(fmt "$em" "${unit[$scenario]}") | $(fmt "$tm" "${unit[$scenario]}") | $rm_ |")
@@ -297,6 +384,7 @@ cat <<EOF
 
 tcpactor bench: $(nproc) cores, $(uname -sr), Release, $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no git")$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo "+dirty"), $(date -u +%Y-%m-%dT%H:%MZ)
 RUNS=$RUNS DURATION=$DURATION WARMUP=$WARMUP IO_THREADS=$IO_THREADS SCHED_THREADS=$SCHED_THREADS BENCH_THREADS=$BENCH_THREADS; medians; load generator on the same machine
+load average (1/5/15 min) at start: $load_start, at end: $(cut -d' ' -f1-3 /proc/loadavg)
 
 | scenario | epoll | tcpactor | ratio |
 |---|---:|---:|---:|
@@ -306,7 +394,9 @@ cat <<EOF
 
 ratio: tcpactor / epoll, the median of the per-pair ratios (each pair run
 back to back). Targets (issue 3): ping-pong >= 0.8, stream >= 0.9, connect
->= 0.8; idle memory <= 2 KiB per connection (absolute). Raw RESULT lines:
-$LOG
+>= 0.8; idle memory <= 2 KiB per connection (absolute). TLS rows: no
+reference server; the ratio is TLS / plain tcpactor-echo in this run.
+${tls_note:+$tls_note
+}Raw RESULT lines: $LOG
 EOF
 exit "$FAILED"

@@ -1,7 +1,8 @@
 """tcpactor-bench smoke test: every mode runs briefly against tcpactor-echo
-and ends with a clean RESULT line, and a non-loopback server is refused
-before any traffic. Keeps the benchmark tooling from rotting; it measures
-nothing.
+and ends with a clean RESULT line, TLS included (a real handshake with
+certificates made at test time by the openssl command), and a non-loopback
+server is refused before any traffic. Keeps the benchmark tooling from
+rotting; it measures nothing.
 
 CTest passes TCPACTOR_ECHO and TCPACTOR_BINARY_DIR; the load generator is
 $TCPACTOR_BINARY_DIR/apps/tcpactor-bench and the epoll reference server
@@ -14,6 +15,7 @@ import re
 import selectors
 import shutil
 import subprocess
+import tempfile
 import unittest
 
 ECHO = os.environ.get("TCPACTOR_ECHO", "")
@@ -35,6 +37,36 @@ MODES = {
     "connect": ["--connections", "4", "--size", "64"],
     "hold": ["--connections", "50", "--size", "64", "--duration", "0.5"],
 }
+
+
+OPENSSL_TIMEOUT = 30.0
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True,
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                   timeout=OPENSSL_TIMEOUT)
+
+
+def make_ca(d, name):
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
+            "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+            "-keyout", name + ".key", "-out", name + ".pem", "-subj",
+            "/CN=bench smoke " + name, "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+
+
+def make_server_cert(d, ca):
+    """server.pem/server.key for localhost and 127.0.0.1, signed by `ca`."""
+    with open(os.path.join(d, "server.ext"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                "extendedKeyUsage=serverAuth\n")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=localhost", cwd=d)
+    openssl("x509", "-req", "-in", "server.csr", "-CA", ca + ".pem",
+            "-CAkey", ca + ".key", "-set_serial", "2", "-days", "2",
+            "-extfile", "server.ext", "-out", "server.pem", cwd=d)
 
 
 def read_line(proc, timeout):
@@ -87,9 +119,9 @@ class BenchSmokeTest(unittest.TestCase):
         self.assertEqual(len(lines), 1, "want one RESULT line in:\n" + out)
         return json.loads(lines[0][len("RESULT "):])
 
-    def run_mode(self, port, mode, extra):
-        args = ["--port", str(port), "--mode", mode, "--duration", "1",
-                "--warmup", "0.2", *extra]
+    def run_mode(self, port, mode, extra, duration="1", warmup="0.2"):
+        args = ["--port", str(port), "--mode", mode, "--duration", duration,
+                "--warmup", warmup, *extra]
         rc, out, err = self.bench(*args)
         res = self.result(out)
         ctx = "%s: exit %d\nstdout:\n%s\nstderr:\n%s" % (mode, rc, out, err)
@@ -173,19 +205,99 @@ class BenchSmokeTest(unittest.TestCase):
         self.assertEqual(proc.returncode, 2, trace)
         self.assertNotRegex(trace, r"\b(socket|connect)\(", trace)
 
-    def test_bad_options_exit_2_and_tls_is_not_yet(self):
+    def test_tls_every_mode_against_tcpactor_echo(self):
+        self.assertTrue(ECHO and os.access(ECHO, os.X_OK),
+                        "TCPACTOR_ECHO must name the tcpactor-echo binary")
+        if shutil.which("openssl") is None:
+            self.skipTest("openssl command not installed")
+        with tempfile.TemporaryDirectory() as d:
+            make_ca(d, "ca")
+            make_ca(d, "other")
+            make_server_cert(d, "ca")
+            port = self.start_server(
+                ECHO, "--log-level", "quiet", "--io-threads", "1",
+                "--tls.cert-file", os.path.join(d, "server.pem"),
+                "--tls.key-file", os.path.join(d, "server.key"))
+            ca = os.path.join(d, "ca.pem")
+            # Tiny runs: each proves a handshake and verified echoes.
+            cases = {
+                "pingpong": ["--tls-ca", ca, "--connections", "4"],
+                "stream": ["--tls-ca", ca, "--tls-sni", "localhost",
+                           "--tls-version", "1.2", "--connections", "2",
+                           "--window", "64KiB"],
+                "connect": ["--tls-resume", "--connections", "4"],
+                "hold": ["--tls-ca", ca, "--connections", "8",
+                         "--duration", "0.2"],
+            }
+            for mode, extra in cases.items():
+                with self.subTest(mode=mode):
+                    res, out = self.run_mode(port, mode, ["--tls", *extra],
+                                             duration="0.4", warmup="0.1")
+                    self.assertTrue(res["tls"], out)
+                    self.assertTrue(res["tls_protocol"].startswith("TLSv1"),
+                                    out)
+                    self.assertTrue(res["tls_cipher"], out)
+                    self.assertGreaterEqual(res["tls_handshakes"],
+                                            res["connections"], out)
+                    self.assertIn("tls ", out)  # the summary's TLS line
+                    if mode == "stream":
+                        self.assertEqual(res["tls_protocol"], "TLSv1.2")
+                    if mode == "connect":
+                        self.assertFalse(res["tls_verify"])
+                        # Loops after each slot's first resume a session.
+                        self.assertGreater(res["tls_resumed"], 0, out)
+                    else:
+                        self.assertTrue(res["tls_verify"])
+            # A server the CA did not sign: every handshake fails, and the
+            # summary names OpenSSL's reason.
+            rc, out, err = self.bench(
+                "--port", str(port), "--tls", "--tls-ca",
+                os.path.join(d, "other.pem"), "--connections", "2",
+                "--duration", "0.2", "--warmup", "0")
+            self.assertEqual(rc, 1, out + err)
+            kinds = self.result(out)["error_kinds"]
+            self.assertTrue(any(k.startswith("handshake: TLS: certificate "
+                                             "verify failed") for k in kinds),
+                            kinds)
+            # Plain TCP against the TLS port: the server's handshake fails.
+            # TLS against a plain server: ours fails, with a reason.
+            plain = self.start_server(ECHO, "--log-level", "quiet")
+            rc, out, err = self.bench("--port", str(plain), "--tls",
+                                      "--connections", "1", "--duration",
+                                      "0.2", "--warmup", "0")
+            self.assertEqual(rc, 1, out + err)
+            self.assertIn("not verified", err)  # the note on stderr
+            kinds = self.result(out)["error_kinds"]
+            self.assertTrue(any(k.startswith("handshake: ") for k in kinds),
+                            kinds)
+
+    def test_bad_options_exit_2(self):
         rc, _, err = self.bench("--port", "9", "--mode", "bogus")
         self.assertEqual(rc, 2)
         self.assertIn("--mode", err)
         rc, _, err = self.bench("--mode", "pingpong")
         self.assertEqual(rc, 2)
         self.assertIn("--port", err)
-        rc, _, err = self.bench("--port", "9", "--tls")
+        rc, _, err = self.bench("--port", "9", "--tls-ca", "ca.pem")
         self.assertEqual(rc, 2)
-        self.assertIn("TLS: not yet", err)
+        self.assertIn("--tls-ca: needs --tls", err)
+        rc, _, err = self.bench("--port", "9", "--tls", "--tls-version",
+                                "1.1")
+        self.assertEqual(rc, 2)
+        self.assertIn("--tls-version", err)
+        rc, _, err = self.bench("--port", "9", "--tls", "--tls-ca",
+                                "/nonexistent/ca.pem")
+        self.assertEqual(rc, 2)
+        self.assertIn("--tls-ca: /nonexistent/ca.pem", err)
+        rc, _, err = self.bench("--port", "9", "--tls", "--tls-ciphersuites",
+                                "NOT_A_SUITE")
+        self.assertEqual(rc, 2)
+        self.assertIn("--tls-ciphersuites", err)
         rc, out, _ = self.bench("--help")
         self.assertEqual(rc, 0)
-        self.assertIn("TLS: not yet", out)
+        for opt in ["--tls", "--tls-ca", "--tls-sni", "--tls-version",
+                    "--tls-ciphers", "--tls-ciphersuites", "--tls-resume"]:
+            self.assertIn(opt, out)
 
 
 if __name__ == "__main__":

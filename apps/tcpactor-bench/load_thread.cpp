@@ -7,8 +7,12 @@
 
 #include <arpa/inet.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/epoll.h>
 #include <unistd.h>
+
+#include "tls_client.hpp"
 
 namespace tcpactor_bench {
 
@@ -21,6 +25,11 @@ constexpr std::size_t max_connecting = 256;
 constexpr std::size_t read_size = 64 * 1024;
 
 constexpr int max_events = 256;
+
+/// Distinct error causes one thread keeps apart; further ones are lumped
+/// together, so a server failing in many ways cannot grow the summary (or
+/// the map) without bound.
+constexpr std::size_t max_error_kinds = 8;
 
 /// How long epoll_wait sleeps when nothing happens, so the thread notices a
 /// phase change soon.
@@ -46,9 +55,15 @@ pattern::pattern() : bytes(period + slice) {
 
 load_thread::load_thread(const options& opts, const target& dst,
                          const pattern& pat, control& ctl,
-                         std::size_t first_conn, std::size_t conn_count)
+                         std::size_t first_conn, std::size_t conn_count,
+                         SSL_CTX* tls)
     : opts_(opts), dst_(dst), pat_(pat), ctl_(ctl), first_conn_(first_conn),
-      conns_(conn_count), rbuf_(read_size) {
+      conns_(conn_count), rbuf_(read_size), tls_(tls) {
+  if (tls_ != nullptr) {
+    sni_ = sni_name(opts);
+    if (opts.tls_resume)
+      sessions_.assign(conn_count, nullptr);
+  }
   for (std::size_t i = 0; i < conn_count; ++i)
     conns_[i].base = ((first_conn + i) * 104'729) % pattern::period;
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
@@ -60,6 +75,8 @@ load_thread::load_thread(const options& opts, const target& dst,
 load_thread::~load_thread() {
   for (auto& c : conns_)
     close_conn(c);
+  for (auto* s : sessions_)
+    SSL_SESSION_free(s);
   if (epfd_ >= 0)
     ::close(epfd_);
 }
@@ -68,11 +85,61 @@ load_thread::~load_thread() {
 
 ssize_t load_thread::io_write(conn& c, const unsigned char* buf,
                               std::size_t len) {
-  return ::send(c.fd, buf, len, MSG_NOSIGNAL);
+  if (c.ssl == nullptr)
+    return ::send(c.fd, buf, len, MSG_NOSIGNAL);
+  // The caller's `len` never shrinks while `sent` stands still (the window
+  // only opens, the message end stays), so the retried length always fits.
+  if (c.write_retry != 0)
+    len = std::min(len, c.write_retry);
+  std::size_t written = 0;
+  errno = 0; // SSL_ERROR_SYSCALL reads it; a stale EAGAIN would stall us
+  int rc = SSL_write_ex(c.ssl, buf, len, &written);
+  if (rc == 1) {
+    c.write_retry = 0;
+    return static_cast<ssize_t>(written);
+  }
+  auto n = tls_io_failed(c, rc, false);
+  if (n < 0 && errno == EAGAIN)
+    c.write_retry = len;
+  return n;
 }
 
 ssize_t load_thread::io_read(conn& c, unsigned char* buf, std::size_t len) {
-  return ::recv(c.fd, buf, len, 0);
+  if (c.ssl == nullptr)
+    return ::recv(c.fd, buf, len, 0);
+  std::size_t got = 0;
+  errno = 0; // as in io_write
+  int rc = SSL_read_ex(c.ssl, buf, len, &got);
+  if (rc == 1)
+    return static_cast<ssize_t>(got);
+  return tls_io_failed(c, rc, true);
+}
+
+ssize_t load_thread::tls_io_failed(conn& c, int rc, bool reading) {
+  int sys = errno;
+  switch (int err = SSL_get_error(c.ssl, rc)) {
+    case SSL_ERROR_WANT_READ:
+      errno = EAGAIN;
+      return -1;
+    case SSL_ERROR_WANT_WRITE:
+      errno = EAGAIN;
+      // A write that wants writable waits for EPOLLOUT anyway (flush).
+      if (reading)
+        c.read_wants_write = true;
+      return -1;
+    case SSL_ERROR_ZERO_RETURN:
+      return 0;
+    case SSL_ERROR_SYSCALL:
+      if (sys != 0 && ERR_peek_error() == 0) {
+        errno = sys;
+        return -1;
+      }
+      [[fallthrough]];
+    default:
+      tls_reason_ = tls_failure(c.ssl, err, sys);
+      errno = EPROTO;
+      return -1;
+  }
 }
 
 // -- the loop
@@ -104,6 +171,8 @@ void load_thread::run() {
         for (auto& c : conns_) {
           if (c.state == conn_state::connecting)
             fail(c, "connect", "no answer within the setup time");
+          else if (c.state == conn_state::handshaking)
+            fail(c, "handshake", "not done within the setup time");
           else if (c.state == conn_state::idle)
             fail(c, "connect", "not attempted within the setup time");
         }
@@ -146,7 +215,7 @@ void load_thread::run() {
       }
   }
   for (auto& c : conns_)
-    close_conn(c);
+    close_conn(c, true);
 }
 
 void load_thread::refill_setup() {
@@ -183,6 +252,8 @@ bool load_thread::open_conn(std::size_t i) {
   auto& c = conns_[i];
   ++c.gen;
   c.sent = c.received = c.goal = 0;
+  c.write_retry = 0;
+  c.read_wants_write = false;
   c.started = clock_type::now();
   c.fd = ::socket(dst_.addr.ss_family,
                   SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -227,9 +298,30 @@ bool load_thread::open_conn(std::size_t i) {
   return true;
 }
 
-void load_thread::close_conn(conn& c) {
+void load_thread::close_conn(conn& c, bool graceful) {
   if (c.fd < 0)
     return;
+  if (c.ssl != nullptr) {
+    if (graceful && c.state != conn_state::handshaking) {
+      // One non-blocking try: close_notify tells the server this was an
+      // orderly end, not a truncation; its answer is not awaited.
+      SSL_shutdown(c.ssl);
+      if (!sessions_.empty() && SSL_session_reused(c.ssl) == 0) {
+        // A resumed session is already the stored one.
+        auto i = static_cast<std::size_t>(&c - conns_.data());
+        auto* s = SSL_get1_session(c.ssl);
+        if (s != nullptr && SSL_SESSION_is_resumable(s) == 1) {
+          SSL_SESSION_free(sessions_[i]);
+          sessions_[i] = s;
+        } else {
+          SSL_SESSION_free(s);
+        }
+      }
+    }
+    SSL_free(c.ssl);
+    c.ssl = nullptr;
+    ERR_clear_error(); // a failed shutdown must not blame the next call
+  }
   ::close(c.fd); // also leaves the epoll set: we never dup the fd
   c.fd = -1;
   c.events = 0;
@@ -239,19 +331,28 @@ void load_thread::close_conn(conn& c) {
 }
 
 void load_thread::fail(conn& c, const std::string& what, int err) {
+  if (err == EPROTO && !tls_reason_.empty()) {
+    auto why = std::move(tls_reason_);
+    tls_reason_.clear();
+    return fail(c, what, "TLS: " + why);
+  }
   fail(c, what, std::string{std::strerror(err)});
 }
 
 void load_thread::fail(conn& c, const std::string& what,
                        const std::string& why) {
   auto was = c.state;
-  if (was == conn_state::connecting && c.fd >= 0)
+  if ((was == conn_state::connecting || was == conn_state::handshaking) &&
+      c.fd >= 0)
     --connecting_;
   close_conn(c);
   c.state = conn_state::failed;
   if (phase_ == phase::done)
     return; // closing anyway: not an error of the server
-  error_kinds[what + ": " + why]++;
+  auto kind = what + ": " + why;
+  if (error_kinds.size() >= max_error_kinds && !error_kinds.contains(kind))
+    kind = what + ": (further causes not told apart)";
+  error_kinds[kind]++;
   bump(stats.errors);
   auto i = static_cast<std::size_t>(&c - conns_.data());
   switch (opts_.mode) {
@@ -265,12 +366,16 @@ void load_thread::fail(conn& c, const std::string& what,
       [[fallthrough]];
     default:
       if (!checking_ &&
-          (was == conn_state::connecting || was == conn_state::idle))
+          (was == conn_state::connecting || was == conn_state::handshaking ||
+           was == conn_state::idle))
         --pending_;
   }
 }
 
 void load_thread::set_events(conn& c, uint32_t events) {
+  // Until the read that wanted it runs again, flush must not drop EPOLLOUT.
+  if (c.read_wants_write)
+    events |= EPOLLOUT;
   if (c.events == events)
     return;
   epoll_event ev{};
@@ -295,6 +400,12 @@ void load_thread::on_event(std::size_t i, uint32_t events) {
       on_connected(i);
     return;
   }
+  if (c.state == conn_state::handshaking)
+    return continue_handshake(i);
+  if (c.read_wants_write && (events & EPOLLOUT)) {
+    c.read_wants_write = false;
+    events |= EPOLLIN;
+  }
   if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
     on_readable(i);
   if ((events & EPOLLOUT) && c.fd >= 0 && c.gen == gen)
@@ -302,6 +413,53 @@ void load_thread::on_event(std::size_t i, uint32_t events) {
 }
 
 void load_thread::on_connected(std::size_t i) {
+  if (tls_ == nullptr)
+    return on_established(i);
+  auto& c = conns_[i];
+  c.state = conn_state::handshaking;
+  c.ssl = SSL_new(tls_);
+  if (c.ssl == nullptr) {
+    tls_reason_ = tls_failure(nullptr, SSL_ERROR_SSL, 0);
+    return fail(c, "handshake", EPROTO);
+  }
+  SSL_set_connect_state(c.ssl);
+  if (SSL_set_fd(c.ssl, c.fd) != 1 ||
+      (!sni_.empty() && SSL_set_tlsext_host_name(c.ssl, sni_.c_str()) != 1) ||
+      (!sessions_.empty() && sessions_[i] != nullptr &&
+       SSL_set_session(c.ssl, sessions_[i]) != 1)) {
+    tls_reason_ = tls_failure(c.ssl, SSL_ERROR_SSL, 0);
+    return fail(c, "handshake", EPROTO);
+  }
+  continue_handshake(i);
+}
+
+void load_thread::continue_handshake(std::size_t i) {
+  auto& c = conns_[i];
+  errno = 0; // as in io_write
+  int rc = SSL_do_handshake(c.ssl);
+  if (rc == 1) {
+    bump(stats.handshakes);
+    if (SSL_session_reused(c.ssl) == 1)
+      bump(stats.resumed);
+    if (tls_protocol.empty()) {
+      tls_protocol = SSL_get_version(c.ssl);
+      tls_cipher = SSL_get_cipher_name(c.ssl);
+    }
+    return on_established(i);
+  }
+  int sys = errno;
+  switch (int err = SSL_get_error(c.ssl, rc)) {
+    case SSL_ERROR_WANT_READ:
+      return set_events(c, EPOLLIN);
+    case SSL_ERROR_WANT_WRITE:
+      return set_events(c, EPOLLOUT);
+    default:
+      tls_reason_ = tls_failure(c.ssl, err, sys);
+      return fail(c, "handshake", EPROTO);
+  }
+}
+
+void load_thread::on_established(std::size_t i) {
   auto& c = conns_[i];
   --connecting_;
   c.state = conn_state::open;
@@ -357,7 +515,9 @@ bool load_thread::flush(conn& c) {
       return false;
     }
     c.sent += static_cast<uint64_t>(n);
-    if (static_cast<std::size_t>(n) < len) {
+    // TLS: a short write is one finished record (partial-write mode), not a
+    // full send buffer; the next SSL_write says WANT_WRITE if it is full.
+    if (static_cast<std::size_t>(n) < len && c.ssl == nullptr) {
       // The send buffer is full: wait until it drains.
       set_events(c, EPOLLIN | EPOLLOUT);
       return c.fd >= 0;
@@ -369,28 +529,50 @@ bool load_thread::flush(conn& c) {
 
 void load_thread::on_readable(std::size_t i) {
   auto& c = conns_[i];
+  auto gen = c.gen;
+  // Level-triggered epoll sees only the socket: bytes that OpenSSL already
+  // pulled in (read-ahead) or decrypted but did not hand out would wait
+  // for the next packet, maybe forever. Drain them before returning.
+  do {
+    if (!read_once(i))
+      return;
+  } while (c.fd >= 0 && c.gen == gen && c.ssl != nullptr &&
+           SSL_has_pending(c.ssl) == 1);
+}
+
+bool load_thread::read_once(std::size_t i) {
+  auto& c = conns_[i];
   auto n = io_read(c, rbuf_.data(), rbuf_.size());
   if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-      return;
-    return fail(c, "read", errno);
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+      if (c.read_wants_write)
+        set_events(c, c.events);
+      return false;
+    }
+    fail(c, "read", errno);
+    return false;
   }
-  if (n == 0)
-    return fail(c, "read", "the server closed the connection");
+  if (n == 0) {
+    fail(c, "read", "the server closed the connection");
+    return false;
+  }
   auto len = static_cast<uint64_t>(n);
-  if (c.received + len > c.sent)
-    return fail(c, "verify", "more bytes came back than were sent");
+  if (c.received + len > c.sent) {
+    fail(c, "verify", "more bytes came back than were sent");
+    return false;
+  }
   auto off = (c.base + c.received) % pattern::period;
-  if (std::memcmp(rbuf_.data(), pat_.bytes.data() + off, len) != 0)
-    return fail(c, "verify", "echoed bytes differ from those sent");
+  if (std::memcmp(rbuf_.data(), pat_.bytes.data() + off, len) != 0) {
+    fail(c, "verify", "echoed bytes differ from those sent");
+    return false;
+  }
   c.received += len;
   bump(stats.bytes, len);
-  if (opts_.mode == bench_mode::stream) {
+  if (opts_.mode == bench_mode::stream)
     flush(c);
-    return;
-  }
-  if (c.received == c.goal)
+  else if (c.received == c.goal)
     on_echo_complete(i);
+  return true;
 }
 
 void load_thread::on_echo_complete(std::size_t i) {
@@ -409,7 +591,7 @@ void load_thread::on_echo_complete(std::size_t i) {
       if (phase_ == phase::measure)
         latency.record(static_cast<uint64_t>(ns));
       bump(stats.completed);
-      close_conn(c);
+      close_conn(c, true);
       c.state = conn_state::idle;
       idle_slots_.push_back(i);
       break;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 
 #include "histogram.hpp"
@@ -47,7 +48,9 @@ struct counters {
   std::atomic<uint64_t> connects{0};  // connections established
   std::atomic<uint64_t> completed{0}; // connect mode: full loops
   std::atomic<uint64_t> errors{0};
-  std::atomic<uint64_t> open{0}; // connections open right now
+  std::atomic<uint64_t> open{0};       // connections open right now
+  std::atomic<uint64_t> handshakes{0}; // TLS handshakes completed
+  std::atomic<uint64_t> resumed{0};    // of which resumed a session
 };
 
 /// The server address, resolved once by main.
@@ -68,8 +71,11 @@ struct pattern {
 
 class load_thread {
 public:
+  /// `tls`: the client context when --tls is on, else null; it must
+  /// outlive the thread.
   load_thread(const options& opts, const target& dst, const pattern& pat,
-              control& ctl, std::size_t first_conn, std::size_t conn_count);
+              control& ctl, std::size_t first_conn, std::size_t conn_count,
+              SSL_CTX* tls);
 
   load_thread(const load_thread&) = delete;
   load_thread& operator=(const load_thread&) = delete;
@@ -85,9 +91,20 @@ public:
   std::map<std::string, uint64_t> error_kinds;
   /// Wall time the setup phase took in this thread, seconds.
   double setup_seconds = 0;
+  /// What the first completed TLS handshake negotiated, e.g. "TLSv1.3" and
+  /// "TLS_AES_256_GCM_SHA384"; empty without TLS.
+  std::string tls_protocol;
+  std::string tls_cipher;
 
 private:
-  enum class conn_state : uint8_t { idle, connecting, open, checked, failed };
+  enum class conn_state : uint8_t {
+    idle,
+    connecting,
+    handshaking, // TLS: TCP is up, the handshake is not done yet
+    open,
+    checked,
+    failed
+  };
 
   struct conn {
     int fd = -1;
@@ -99,16 +116,29 @@ private:
     uint64_t goal = 0;     // pingpong/connect/hold: end of this message
     uint64_t base = 0;     // offset of this connection's stream in pattern
     clock_type::time_point started;
+    SSL* ssl = nullptr; // TLS only
+    /// TLS: the length of an SSL_write that wanted a retry; OpenSSL insists
+    /// on the same length next time, though the stream window may have grown.
+    std::size_t write_retry = 0;
+    /// TLS: SSL_read wants the socket writable (a post-handshake message).
+    bool read_wants_write = false;
   };
 
   bool open_conn(std::size_t i);
-  void close_conn(conn& c);
+  /// `graceful`: TLS sends close_notify first (and, with --tls-resume,
+  /// keeps the session for the slot's next connection).
+  void close_conn(conn& c, bool graceful = false);
   void fail(conn& c, const std::string& what, int err);
   void fail(conn& c, const std::string& what, const std::string& why);
   void set_events(conn& c, uint32_t events);
   void on_event(std::size_t i, uint32_t events);
   void on_connected(std::size_t i);
+  void continue_handshake(std::size_t i);
+  void on_established(std::size_t i);
   void on_readable(std::size_t i);
+  /// One read and its handling; false when there is nothing more to read
+  /// now or the connection failed.
+  bool read_once(std::size_t i);
   void on_echo_complete(std::size_t i);
   void start_message(conn& c);
   bool flush(conn& c);
@@ -127,6 +157,10 @@ private:
   // state between connecting and open, and calls SSL_write/SSL_read here.
   ssize_t io_write(conn& c, const unsigned char* buf, std::size_t len);
   ssize_t io_read(conn& c, unsigned char* buf, std::size_t len);
+  /// Maps a failed SSL_read/SSL_write to the plain path's conventions:
+  /// -1 with errno EAGAIN (want read/write), 0 (close_notify), -1 with the
+  /// socket's errno, or -1 with EPROTO and the reason in tls_reason_.
+  ssize_t tls_io_failed(conn& c, int rc, bool reading);
 
   const options& opts_;
   const target& dst_;
@@ -144,6 +178,12 @@ private:
   std::vector<std::size_t> idle_slots_; // connect: slots to reopen
   std::size_t next_source_ = 0;         // round-robin over --local-addrs
   std::vector<unsigned char> rbuf_;
+  SSL_CTX* tls_;
+  std::string sni_;
+  /// --tls-resume: the last session of each slot, offered on reconnect.
+  std::vector<SSL_SESSION*> sessions_;
+  /// Why the last TLS call failed with EPROTO; fail() consumes it.
+  std::string tls_reason_;
 };
 
 } // namespace tcpactor_bench

@@ -21,6 +21,7 @@
 #include "load_thread.hpp"
 #include "options.hpp"
 #include "report.hpp"
+#include "tls_client.hpp"
 
 namespace {
 
@@ -109,18 +110,20 @@ struct totals {
   uint64_t completed = 0;
   uint64_t errors = 0;
   uint64_t open = 0;
+  uint64_t handshakes = 0;
+  uint64_t resumed = 0;
 };
 
 class bench {
 public:
-  bench(const options& opts, const target& dst) : opts_(opts) {
+  bench(const options& opts, const target& dst, SSL_CTX* tls) : opts_(opts) {
     progress_ = !opts.json_only && isatty(STDOUT_FILENO);
     auto n = opts.threads;
     std::size_t first = 0;
     for (std::size_t t = 0; t < n; ++t) {
       auto count = opts.connections / n + (t < opts.connections % n ? 1 : 0);
-      threads_.push_back(
-          std::make_unique<load_thread>(opts, dst, pat_, ctl_, first, count));
+      threads_.push_back(std::make_unique<load_thread>(opts, dst, pat_, ctl_,
+                                                       first, count, tls));
       first += count;
     }
   }
@@ -185,7 +188,14 @@ public:
               : setup_rate(end.connects);
       res.errors = end.errors;
     }
+    auto end = snapshot();
+    res.tls_handshakes = end.handshakes;
+    res.tls_resumed = end.resumed;
     for (auto& t : threads_) {
+      if (res.tls_protocol.empty()) {
+        res.tls_protocol = t->tls_protocol;
+        res.tls_cipher = t->tls_cipher;
+      }
       res.latency.merge(t->latency);
       for (auto& [kind, count] : t->error_kinds)
         res.error_kinds[kind] += count;
@@ -218,6 +228,8 @@ private:
       sum.completed += s.completed.load(std::memory_order_relaxed);
       sum.errors += s.errors.load(std::memory_order_relaxed);
       sum.open += s.open.load(std::memory_order_relaxed);
+      sum.handshakes += s.handshakes.load(std::memory_order_relaxed);
+      sum.resumed += s.resumed.load(std::memory_order_relaxed);
     }
     return sum;
   }
@@ -304,8 +316,20 @@ int main(int argc, char** argv) {
                        "--allow-remote to load a server on another machine");
   if (!raise_fd_limit(opts.connections + 64, err))
     return fail(2, err);
+  ssl_ctx_ptr tls;
+  if (opts.tls) {
+    tls = make_client_context(opts, err);
+    if (!tls)
+      return fail(2, err);
+    // On stderr, so --json-only output stays one line.
+    if (opts.tls_ca.empty())
+      std::fprintf(stderr,
+                   "%s: note: no --tls-ca, so the server's certificate is not "
+                   "verified (fine for a load generator)\n",
+                   prog);
+  }
   try {
-    bench b{opts, dst};
+    bench b{opts, dst, tls.get()};
     auto res = b.run();
     if (!opts.json_only)
       print_summary(stdout, opts, res);

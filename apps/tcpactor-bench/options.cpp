@@ -119,8 +119,25 @@ std::string set_option(options& o, std::string_view name,
     return parse_count(value, 1, 256, o.threads);
   if (name == "local-addrs")
     return parse_count(value, 1, 254, o.local_addrs);
-  if (name == "tls")
-    return "TLS: not yet (issue 4 adds it)";
+  if (name == "tls-ca" || name == "tls-sni" || name == "tls-ciphers" ||
+      name == "tls-ciphersuites") {
+    if (value.empty())
+      return "must not be empty";
+    auto& field = name == "tls-ca"        ? o.tls_ca
+                  : name == "tls-sni"     ? o.tls_sni
+                  : name == "tls-ciphers" ? o.tls_ciphers
+                                          : o.tls_ciphersuites;
+    field = value;
+    return {};
+  }
+  if (name == "tls" || name == "tls-resume")
+    return "takes no value";
+  if (name == "tls-version") {
+    if (value != "1.2" && value != "1.3")
+      return in_quotes(value) + " is not 1.2 or 1.3";
+    o.tls_version = value;
+    return {};
+  }
   return "unknown option (see --help)";
 }
 
@@ -155,6 +172,14 @@ bool parse(int argc, char** argv, options& out, std::string& err) {
       out.json_only = true;
       continue;
     }
+    if (arg == "--tls") {
+      out.tls = true;
+      continue;
+    }
+    if (arg == "--tls-resume") {
+      out.tls_resume = true;
+      continue;
+    }
     if (arg.substr(0, 2) != "--" || arg.size() == 2) {
       err = in_quotes(arg) + ": not an option (see --help)";
       return false;
@@ -164,8 +189,6 @@ bool parse(int argc, char** argv, options& out, std::string& err) {
     if (auto eq = name.find('='); eq != std::string_view::npos) {
       value = name.substr(eq + 1);
       name = name.substr(0, eq);
-    } else if (name == "tls") {
-      value = "";
     } else if (i + 1 < argc) {
       value = argv[++i];
     } else {
@@ -180,6 +203,24 @@ bool parse(int argc, char** argv, options& out, std::string& err) {
   if (out.port == 0) {
     err = "--port: required (1-65535)";
     return false;
+  }
+  // A TLS setting without --tls would otherwise measure plain TCP while the
+  // user believes it measured TLS.
+  if (!out.tls) {
+    const std::pair<const char*, bool> tls_only[] = {
+        {"--tls-ca", !out.tls_ca.empty()},
+        {"--tls-sni", !out.tls_sni.empty()},
+        {"--tls-version", !out.tls_version.empty()},
+        {"--tls-ciphers", !out.tls_ciphers.empty()},
+        {"--tls-ciphersuites", !out.tls_ciphersuites.empty()},
+        {"--tls-resume", out.tls_resume},
+    };
+    for (auto& [opt, given] : tls_only) {
+      if (given) {
+        err = std::string{opt} + ": needs --tls";
+        return false;
+      }
+    }
   }
   if (out.connections == 0)
     out.connections = out.mode == bench_mode::stream ? 4
@@ -237,16 +278,34 @@ Options:
   --allow-remote        Allow a server outside 127.0.0.0/8 and ::1. Without
                         it such an address is refused before any traffic.
   --json-only           Print only the RESULT line.
-  --tls                 TLS: not yet (issue 4 adds it).
+  --tls                 Speak TLS (OpenSSL) to the server. The handshake
+                        is part of setup; in connect mode it is part of
+                        every loop, so connections/s counts handshakes.
+  --tls-ca <file>       Verify the server's chain against this CA (PEM)
+                        and its name against --tls-sni, else --host.
+                        Without it nothing is verified (a note says so):
+                        this is a load generator, not a client to trust.
+  --tls-sni <name>      Server name to send. Default: --host unless it is
+                        an IP address (then none is sent).
+  --tls-version <v>     Pin the version: 1.2 or 1.3. Default: the highest
+                        both sides support.
+  --tls-ciphers <list>  TLS 1.2 cipher list (OpenSSL syntax).
+  --tls-ciphersuites <list>
+                        TLS 1.3 cipher suites, e.g. TLS_AES_128_GCM_SHA256.
+  --tls-resume          Connect mode: each loop offers the session of the
+                        previous loop in its slot (resumption). Default
+                        off, so connect churn measures full handshakes.
   -h, --help            Print this text and exit.
 
 Figures: messages/s counts completed echoes (stream: echoed bytes / S); MB/s
 counts echoed bytes received, 1 MB = 10^6 bytes. Errors count every failed
-connect, read, write, early close or wrong byte over the whole run.
+connect, TLS handshake, read, write, early close or wrong byte over the
+whole run; the summary names each kind with its cause (TLS: OpenSSL's
+reason), the first 8 distinct causes per client thread.
 Raises its own RLIMIT_NOFILE to the hard limit.
 
-Exit codes: 0 no errors, 1 the run saw errors, 2 bad option or refused
-address.
+Exit codes: 0 no errors, 1 the run saw errors, 2 bad option, refused
+address or unusable TLS setting (e.g. an unreadable --tls-ca).
 )";
 }
 

@@ -29,6 +29,15 @@ struct options {
   /// IPv4 loopback source addresses 127.0.0.1..N to spread connections over.
   std::size_t local_addrs = 0; // connect 16, otherwise 1 per 20,000 conns
   bool allow_remote = false;
+  /// TLS (OpenSSL, client side). Every other tls_* field needs `tls`.
+  bool tls = false;
+  std::string tls_ca;           // verify the server against this CA file
+  std::string tls_sni;          // server name sent (and verified, with tls_ca)
+  std::string tls_version;      // "", "1.2" or "1.3": pin one version
+  std::string tls_ciphers;      // TLS 1.2 cipher list
+  std::string tls_ciphersuites; // TLS 1.3 suites
+  /// Connect mode: offer each slot's previous session when it reconnects.
+  bool tls_resume = false;
   bool json_only = false;
   bool help = false;
 };

@@ -129,6 +129,16 @@ void print_summary(std::FILE* out, const options& opts, const result& res) {
                grouped(static_cast<uint64_t>(res.connections_per_s)).c_str(),
                opts.mode == bench_mode::connect ? "full loops"
                                                 : "while opening them");
+  if (opts.tls)
+    std::fprintf(out,
+                 "  tls            %s %s, server %s, %s handshakes (%s "
+                 "resumed)\n",
+                 res.tls_protocol.empty() ? "(no handshake completed)"
+                                          : res.tls_protocol.c_str(),
+                 res.tls_cipher.c_str(),
+                 opts.tls_ca.empty() ? "not verified" : "verified",
+                 grouped(res.tls_handshakes).c_str(),
+                 grouped(res.tls_resumed).c_str());
   std::fprintf(out, "  errors         %s\n", grouped(res.errors).c_str());
   for (auto& [kind, count] : res.error_kinds)
     std::fprintf(out, "    %s x %s\n", grouped(count).c_str(), kind.c_str());
@@ -150,7 +160,16 @@ std::string result_line(const options& opts, const result& res) {
   field("mode", json_string(to_string(opts.mode)));
   field("host", json_string(opts.host));
   field("port", uint(opts.port));
-  field("tls", "false");
+  field("tls", opts.tls ? "true" : "false");
+  auto or_null = [&](const std::string& s) {
+    return opts.tls && !s.empty() ? json_string(s) : "null";
+  };
+  field("tls_protocol", or_null(res.tls_protocol));
+  field("tls_cipher", or_null(res.tls_cipher));
+  field("tls_verify", opts.tls && !opts.tls_ca.empty() ? "true" : "false");
+  field("tls_resume", opts.tls_resume ? "true" : "false");
+  field("tls_handshakes", opts.tls ? uint(res.tls_handshakes) : "null");
+  field("tls_resumed", opts.tls ? uint(res.tls_resumed) : "null");
   field("connections", uint(opts.connections));
   field("size", uint(opts.size));
   field("window", opts.mode == bench_mode::stream ? uint(opts.window) : "null");

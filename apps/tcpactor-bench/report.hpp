@@ -33,6 +33,12 @@ struct result {
   uint64_t held = 0;            // hold: connections open at the check
   uint64_t errors = 0;
   std::map<std::string, uint64_t> error_kinds;
+  /// TLS: what the first completed handshake negotiated, and how many
+  /// handshakes completed over the whole run (resumed: of those).
+  std::string tls_protocol;
+  std::string tls_cipher;
+  uint64_t tls_handshakes = 0;
+  uint64_t tls_resumed = 0;
   machine_info machine;
 };
 
