@@ -14,6 +14,8 @@
 #   QUICK [0]             1: short smoke run
 #   IO_THREADS [1]        tcpactor-echo --io-threads
 #   SCHED_THREADS [2]     tcpactor-echo --scheduler.max-threads
+#   ECHO_ARGS []          more tcpactor-echo options, e.g.
+#                         "--handlers-on-io-thread=true"
 #   HOLD_CONNS [10000]    idle connections of the hold scenario
 #   BENCH_THREADS [1]     tcpactor-bench --threads
 #   SCENARIOS [pingpong stream connect hold; TLS=1 adds tls-pingpong
@@ -58,6 +60,7 @@ else
   SCENARIOS=${SCENARIOS:-pingpong stream connect hold}
 fi
 SERVER_CPUS=${SERVER_CPUS:-}
+read -r -a ECHO_EXTRA <<<"${ECHO_ARGS:-}"
 BENCH_CPUS=${BENCH_CPUS:-}
 
 ECHO_BIN=$BUILD/apps/tcpactor-echo
@@ -144,12 +147,14 @@ start_server() {
     epoll) pinned "$SERVER_CPUS" "$EPOLL_BIN" --port 0 ;;
     tcpactor)
       pinned "$SERVER_CPUS" "$ECHO_BIN" --log-level quiet --port 0 \
-        --io-threads "$IO_THREADS" --scheduler.max-threads "$SCHED_THREADS"
+        --io-threads "$IO_THREADS" --scheduler.max-threads "$SCHED_THREADS" \
+        "${ECHO_EXTRA[@]}"
       ;;
     tcpactor-tls)
       pinned "$SERVER_CPUS" "$ECHO_BIN" --log-level quiet --port 0 \
         --io-threads "$IO_THREADS" --scheduler.max-threads "$SCHED_THREADS" \
-        --tls.cert-file "$TMP/tls/server.pem" --tls.key-file "$TMP/tls/server.key"
+        --tls.cert-file "$TMP/tls/server.pem" --tls.key-file "$TMP/tls/server.key" \
+        "${ECHO_EXTRA[@]}"
       ;;
   esac
   "${CMD[@]}" >"$out" 2>"$err" &

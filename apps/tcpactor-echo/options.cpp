@@ -664,6 +664,11 @@ const std::vector<option_spec>& specs() {
         "Keep echoing after a client's FIN until it is answered, instead of "
         "closing once the replies are out.",
         [conn](options& o) -> bool& { return conn(o).half_close; }));
+    xs.push_back(bool_option(
+        "connection", "handlers-on-io-thread", "handlers-on-io-thread",
+        "Run each connection's actor on its socket's I/O thread (faster; "
+        "only for handlers that never block).",
+        [conn](options& o) -> bool& { return conn(o).handlers_on_io_thread; }));
     auto timeout =
         [&xs,
          conn](const char* key, const char* help,

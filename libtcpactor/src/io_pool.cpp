@@ -4,23 +4,29 @@
 #include <future>
 #include <string>
 
+#include <pthread.h>
+
 #include "tcpactor/log.hpp"
 
 namespace tcpactor {
 
-io_pool::io_pool(std::size_t threads) {
+io_pool::io_pool(std::size_t threads, caf::actor_system& sys) {
   for (std::size_t i = 0; i < threads; ++i) {
     // Concurrency hint 1: each loop runs on exactly one thread, so Asio can
     // skip its internal locking.
     loops_.emplace_back(std::make_unique<asio::io_context>(1));
     guards_.emplace_back(asio::make_work_guard(*loops_.back()));
     timeouts_.emplace_back(std::make_unique<timeouts>(*loops_.back()));
+    units_.emplace_back(std::make_unique<loop_unit>(sys, *loops_.back()));
   }
   for (auto& loop : loops_) {
     std::promise<void> finished;
     done_.emplace_back(finished.get_future());
-    threads_.emplace_back([ctx = loop.get(),
-                           p = std::move(finished)]() mutable {
+    threads_.emplace_back([ctx = loop.get(), p = std::move(finished),
+                           n = threads_.size()]() mutable {
+      // Named, so top -H, perf and debuggers tell the loops apart.
+      auto name = "tcpactor-io-" + std::to_string(n);
+      pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
       for (;;) {
         try {
           ctx->run();
@@ -50,6 +56,13 @@ timeouts& io_pool::timeouts_of(asio::io_context& loop) noexcept {
     if (loops_[i].get() == &loop)
       return *timeouts_[i];
   return *timeouts_.front(); // unreachable: every loop is ours
+}
+
+loop_unit& io_pool::unit_of(asio::io_context& loop) noexcept {
+  for (std::size_t i = 0; i < loops_.size(); ++i)
+    if (loops_[i].get() == &loop)
+      return *units_[i];
+  return *units_.front(); // unreachable: every loop is ours
 }
 
 void io_pool::stop() {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "asio_glue.hpp"
+#include "loop_unit.hpp"
 #include "timeouts.hpp"
 
 namespace tcpactor {
@@ -16,7 +17,7 @@ namespace tcpactor {
 /// no strand.
 class io_pool {
 public:
-  explicit io_pool(std::size_t threads);
+  io_pool(std::size_t threads, caf::actor_system& sys);
   ~io_pool();
 
   io_pool(const io_pool&) = delete;
@@ -30,6 +31,9 @@ public:
   /// The deadline sweep of `loop`, one of ours.
   timeouts& timeouts_of(asio::io_context& loop) noexcept;
 
+  /// `loop` as a CAF execution unit, for handlers run on I/O threads.
+  loop_unit& unit_of(asio::io_context& loop) noexcept;
+
   /// Stops the loops and joins their threads. Idempotent.
   void stop();
 
@@ -38,6 +42,7 @@ private:
   std::vector<std::unique_ptr<asio::io_context>> loops_;
   // One per loop, same index; destroyed before the loops.
   std::vector<std::unique_ptr<timeouts>> timeouts_;
+  std::vector<std::unique_ptr<loop_unit>> units_;
   std::vector<guard_type> guards_;
   std::vector<std::thread> threads_;
   std::vector<std::future<void>> done_; // ready once a loop ran out of work

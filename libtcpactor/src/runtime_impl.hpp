@@ -26,7 +26,7 @@ struct tls_config;
 
 struct runtime::impl {
   impl(caf::actor_system& sys, runtime_config cfg, std::size_t threads)
-      : sys(sys), cfg(cfg), pool(threads) {
+      : sys(sys), cfg(cfg), pool(threads, sys) {
     // nop
   }
 

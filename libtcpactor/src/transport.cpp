@@ -28,7 +28,8 @@ transport::transport(caf::actor_config& cfg, runtime::impl& rt,
                      std::shared_ptr<const connection_config> conn_cfg)
     : caf::monitorable_actor(cfg), rt_(&rt), loop_(&loop),
       cfg_(std::move(conn_cfg)), conn_id_(++next_conn_id),
-      timeouts_(&rt.pool.timeouts_of(loop)) {
+      timeouts_(&rt.pool.timeouts_of(loop)),
+      unit_(cfg_->handlers_on_io_thread ? &rt.pool.unit_of(loop) : nullptr) {
   // nop
 }
 
@@ -110,8 +111,7 @@ void transport::respond(const caf::strong_actor_ptr& to, caf::message_id mid,
 void transport::send_to_target(caf::message_id mid, caf::message msg) {
   if (target_)
     target_->enqueue(
-        caf::make_mailbox_element(self_ptr(), mid, {}, std::move(msg)),
-        nullptr);
+        caf::make_mailbox_element(self_ptr(), mid, {}, std::move(msg)), unit_);
 }
 
 // -- setup --------------------------------------------------------------------

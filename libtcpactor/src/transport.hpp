@@ -302,6 +302,8 @@ private:
   finish_hook on_finish_;
   // Deadlines: timestamps from the loop's cached clock.
   timeouts* timeouts_;
+  // The loop as an execution unit if handlers run on it, else null.
+  caf::execution_unit* unit_;
   uint32_t watch_index_ = not_watched;
   bool any_read_ = false;
   bool write_waiting_ = false; // the loop waits for writability

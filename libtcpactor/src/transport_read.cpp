@@ -99,7 +99,7 @@ bool transport::deliver_chunk(bytes chunk) {
     target_->enqueue(caf::make_mailbox_element(self_ptr(),
                                                caf::make_message_id(rid), {},
                                                std::move(chunk)),
-                     nullptr);
+                     unit_);
   return pause;
 }
 

@@ -1,0 +1,94 @@
+// Handlers on I/O threads (opt-in): the actor runs where its socket is read,
+// and everything else about a connection stays as it is.
+
+#include <pthread.h>
+
+#include <caf/send.hpp>
+
+#include "fixtures.hpp"
+
+using namespace tcpactor;
+using namespace tcpactor::test;
+using namespace tcpactor::test::posix;
+
+namespace {
+
+using thread_atom = caf::atom_constant<caf::atom("thread")>;
+
+std::string thread_name() {
+  char buf[32] = {};
+  pthread_getname_np(pthread_self(), buf, sizeof(buf));
+  return buf;
+}
+
+/// Echoes and reports the name of the thread each chunk ran on.
+connect_handler naming_echo(caf::actor sink) {
+  return [sink](caf::event_based_actor* self,
+                const caller&) -> caf::expected<service> {
+    return service{
+        [self, sink](const bytes& in) {
+          self->send(sink, thread_atom::value, thread_name());
+          return in;
+        },
+        [](error_atom, const caf::error&) {},
+        [](closed_atom) {},
+    };
+  };
+}
+
+std::vector<std::string> echo_and_collect(recording_fixture& f, uint16_t port,
+                                          int rounds) {
+  auto s = connect_blocking(port);
+  std::vector<std::string> names;
+  for (int i = 0; i < rounds; ++i) {
+    auto msg = "ping " + std::to_string(i);
+    auto res = pump(s, msg, msg.size());
+    BOOST_TEST_REQUIRE(res.in == msg);
+    f.self->receive(
+        [&](thread_atom, std::string& name) { names.push_back(name); });
+  }
+  return names;
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(io_thread_tests, recording_fixture)
+
+BOOST_AUTO_TEST_CASE(handlers_run_on_the_io_thread_when_asked) {
+  listener_config lc;
+  lc.connection.handlers_on_io_thread = true;
+  auto l = listen(naming_echo(sink()), lc);
+  auto names = echo_and_collect(*this, l.port(), 200);
+  for (auto& name : names)
+    BOOST_TEST_REQUIRE(name.rfind("tcpactor-io-", 0) == 0u, name);
+}
+
+BOOST_AUTO_TEST_CASE(handlers_run_on_the_scheduler_by_default) {
+  auto l = listen(naming_echo(sink()));
+  auto names = echo_and_collect(*this, l.port(), 50);
+  for (auto& name : names)
+    BOOST_TEST_REQUIRE(name.rfind("tcpactor-io-", 0) != 0u, name);
+}
+
+BOOST_AUTO_TEST_CASE(contract_holds_on_the_io_thread) {
+  // The recording service checks the message order (open, bytes, at most
+  // one error, closed last) across FIN and RST with 100 connections.
+  listener_config lc;
+  lc.connection.handlers_on_io_thread = true;
+  auto l = listen(recording_handler(sink()), lc);
+  std::vector<raw_socket> socks;
+  for (int i = 0; i < 100; ++i) {
+    socks.push_back(connect_blocking(l.port()));
+    auto res = pump(socks.back(), "abc", 3);
+    BOOST_TEST_REQUIRE(res.in == "abc");
+  }
+  for (std::size_t i = 0; i < socks.size(); ++i)
+    if (i % 2 == 0)
+      socks[i].reset();
+  socks.clear();
+  BOOST_TEST_REQUIRE(log.collect_exits(self, 100));
+  for (auto& kvp : log.by_id)
+    BOOST_TEST(log.check(kvp.first).empty(), log.render(kvp.first));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
