@@ -65,6 +65,16 @@ class EchoDaemonTest(DaemonTestCase):
             timeout=IO_TIMEOUT, check=True)
         self.assertEqual(out.stdout, b"hello")
 
+    def test_half_close_answers_then_closes(self):
+        # With --half-close the FIN reaches the service as its own event; the
+        # echo service answers everything before it, then closes.
+        _, port = self.start("--half-close=true")
+        out = subprocess.run(
+            ["sh", "-c", "printf hello | nc -N 127.0.0.1 %d" % port],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            timeout=IO_TIMEOUT, check=True)
+        self.assertEqual(out.stdout, b"hello")
+
     def test_twenty_concurrent_clients_each_get_their_own_bytes(self):
         _, port = self.start()
         size = 64 * 1024

@@ -161,8 +161,8 @@ int run(const tcpactor_echo::options& opts, const sigset_t& signals) {
   auto lst = tcpactor::spawn_listener(
       *rt, opts.listener,
       [](caf::event_based_actor*,
-         const tcpactor::caller&) -> caf::expected<tcpactor::service> {
-        return tcpactor::echo_service();
+         const tcpactor::caller& conn) -> caf::expected<tcpactor::service> {
+        return tcpactor::echo_service(conn);
       });
   // The library reads the TLS files before it binds, and names the field,
   // the file and the cause.

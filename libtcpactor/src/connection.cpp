@@ -12,9 +12,13 @@
 
 namespace tcpactor {
 
-service echo_service() {
+service echo_service(caller conn) {
   return {
-      [](const bytes& in) { return in; },
+      [conn](const bytes& in) {
+        if (in.empty() && conn)
+          conn.close(); // nothing follows the peer's end
+        return in;
+      },
       [](error_atom, const caf::error&) {},
       [](closed_atom) {},
   };

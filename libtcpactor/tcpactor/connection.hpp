@@ -40,7 +40,8 @@ using connection_actor =
 using connect_handler = std::function<caf::expected<service>(
     caf::event_based_actor* self, const caller& conn)>;
 
-/// A service that writes every chunk back.
-service echo_service();
+/// A service that writes every chunk back. Given its connection, it also
+/// closes once a half-closing peer ended (the empty chunk).
+service echo_service(caller conn = {});
 
 } // namespace tcpactor
