@@ -306,6 +306,15 @@ BOOST_AUTO_TEST_CASE(half_close_gets_replies_then_close) {
             fds1);
 }
 
+// Library bug, reported rather than fixed here: every failed handshake
+// leaks its transport actor. listener.cpp's on_accepted stores a callback
+// capturing `tr` (a strong ref to the transport) in the transport's own
+// tls_->on_handshake, which only a successful handshake clears: a reference
+// cycle. Descriptors are released (fds stay equal below), memory is not;
+// LeakSanitizer reports it at exit for this test, the next one and the
+// tls_tests handshake-failure cases (~1.4 KB per failed handshake in
+// a_thousand_failed_handshakes_leak_no_fd). These tests pass in a normal
+// build and fail under ASan until that is fixed.
 BOOST_AUTO_TEST_CASE(stalled_handshake_times_out) {
   listener_config lc;
   lc.tls = server_tls();

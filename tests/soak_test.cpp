@@ -20,16 +20,20 @@ double millis_since(steady::time_point t0) {
   return std::chrono::duration<double, std::milli>(steady::now() - t0).count();
 }
 
-/// 10 under ASan or TSan (compiled in, or TCPACTOR_SANITIZER set by CTest),
-/// else 1: the long soaks run a tenth of their cycles there, as sanitizers
-/// slow each one down by about that much.
-std::size_t sanitizer_divisor() {
+/// True under ASan or TSan (compiled in, or TCPACTOR_SANITIZER set).
+bool under_sanitizer() {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  return 10;
+  return true;
 #else
   auto* env = std::getenv("TCPACTOR_SANITIZER");
-  return env != nullptr && *env != '\0' ? 10 : 1;
+  return env != nullptr && *env != '\0';
 #endif
+}
+
+/// The long soaks run a tenth of their cycles under sanitizers, which slow
+/// each one down by about that much.
+std::size_t sanitizer_divisor() {
+  return under_sanitizer() ? 10 : 1;
 }
 
 } // namespace
@@ -246,7 +250,10 @@ BOOST_AUTO_TEST_CASE(no_fd_or_memory_leak_after_100000_connect_close_cycles) {
   // 8 MiB over 100,000 cycles is 84 bytes per cycle: less than any object a
   // connection allocates (actor, transport, caller), so a leak of one per
   // connection fails here, while allocator jitter between arenas does not.
-  BOOST_TEST(growth < 8 * 1024 * 1024, "RSS grew by " << growth << " bytes");
+  // ASan's quarantine keeps freed memory resident on purpose (~70 MiB over
+  // 10,000 cycles): RSS says nothing about leaks there; LeakSanitizer does.
+  if (!under_sanitizer())
+    BOOST_TEST(growth < 8 * 1024 * 1024, "RSS grew by " << growth << " bytes");
   BOOST_TEST_MESSAGE(batches * batch
                      << " connect/close cycles (" << batch << " in flight) in "
                      << ms << " ms; fds before " << fds0 << ", after " << fds1
@@ -351,8 +358,10 @@ BOOST_AUTO_TEST_CASE(thousand_never_reading_clients_stay_within_budget) {
   auto still_open = rt->open_connections();
   auto growth = static_cast<int64_t>(rss1) - static_cast<int64_t>(rss0);
   auto held_growth = static_cast<int64_t>(held) - static_cast<int64_t>(rss0);
-  BOOST_TEST(growth < static_cast<int64_t>(budget),
-             "RSS grew by " << growth << " bytes, budget " << budget);
+  // Redzones and ASan's quarantine inflate every allocation: report only.
+  if (!under_sanitizer())
+    BOOST_TEST(growth < static_cast<int64_t>(budget),
+               "RSS grew by " << growth << " bytes, budget " << budget);
   BOOST_TEST(still_open == n / 2, "open: " << still_open);
   // The clients reset; everything the server held must go.
   for (auto& s : socks)
