@@ -281,11 +281,14 @@ inline sockaddr_in loopback(uint16_t port) {
 }
 
 /// Starts a non-blocking connect to 127.0.0.1:port; completion shows as
-/// POLLOUT. Returns an empty socket (and sets errno) on failure.
-inline raw_socket start_connect(uint16_t port) {
+/// POLLOUT. Returns an empty socket (and sets errno) on failure. `rcvbuf` > 0
+/// sets SO_RCVBUF first: the window is fixed at connect time.
+inline raw_socket start_connect(uint16_t port, int rcvbuf = 0) {
   raw_socket s{::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0)};
   if (!s)
     return s;
+  if (rcvbuf > 0)
+    ::setsockopt(s.fd(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
   auto sa = loopback(port);
   if (::connect(s.fd(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 &&
       errno != EINPROGRESS) {
