@@ -422,7 +422,9 @@ caf::error transport::expired(timeouts::clock::time_point now) {
     return {};
   if (!any_read_ && over(opened_at_, c.first_byte_timeout))
     return err(errc::first_byte_timeout, c.first_byte_timeout, "no first byte");
-  if (any_read_ && over(last_read_, c.idle_timeout)) {
+  // Before the first byte, idle counts from the open (last_read_ starts
+  // there): "nothing arrived for this long" holds either way.
+  if (over(last_read_, c.idle_timeout)) {
     std::lock_guard<std::mutex> guard{mtx_};
     if (read_paused_) {
       // Our actor is behind, not the peer: waiting does not count.
@@ -534,6 +536,10 @@ void transport::finish(caf::error reason, bool notify_target) {
   resolver_.reset();
   timer_.reset();
   timeouts_->unwatch(this);
+  // The listener's callback holds this transport: drop it, or a failed
+  // handshake keeps the transport alive forever.
+  if (tls_)
+    tls_->on_handshake = nullptr;
   // Includes TLS writes that waited for a handshake that never finished.
   for (; !acks.empty(); acks.pop_front())
     respond(acks.front().to, acks.front().mid,
