@@ -85,6 +85,8 @@ caf::actor spawn_connection(caf::actor_system& sys, caf::strong_actor_ptr tr,
         });
     // If the actor dies early (a throw, a kill), its connection closes.
     self->attach_functor([tr](const caf::error& reason) {
+      // A drain hook capturing its caller would keep the transport alive.
+      transport::from(tr)->clear_on_drain();
       transport::from(tr)->target_down(reason);
     });
     t->start(caf::actor_cast<caf::strong_actor_ptr>(self));

@@ -140,6 +140,10 @@ public:
     on_drain_ = std::make_unique<std::function<void()>>(std::move(fn));
   }
 
+  /// Drops the drain hook: it may hold a `caller`, i.e. this transport.
+  /// From the connection actor only, as it terminates.
+  void clear_on_drain() { on_drain_.reset(); }
+
   /// Runs the drain hook, if any. From the connection actor only.
   void run_on_drain() {
     if (on_drain_ && *on_drain_)
