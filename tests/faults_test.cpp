@@ -19,18 +19,8 @@ using namespace tcpactor::test::posix;
 
 namespace {
 
-/// One set of certificates for the whole suite: making them costs a second.
 const tls_certs& certs() {
-  static tls_certs instance;
-  return instance;
-}
-
-tls_config server_tls() {
-  tls_config x;
-  x.enabled = true;
-  x.cert_file = certs().server_cert;
-  x.key_file = certs().server_key;
-  return x;
+  return shared_certs();
 }
 
 double ms_since(steady::time_point t0) {

@@ -122,7 +122,7 @@ BOOST_AUTO_TEST_CASE(client_sees_server_end_and_keeps_writing) {
 }
 
 BOOST_AUTO_TEST_CASE(half_close_over_tls) {
-  tls_certs certs;
+  auto& certs = shared_certs();
   listener_config lc;
   lc.connection.half_close = true;
   lc.tls.enabled = true;

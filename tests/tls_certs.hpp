@@ -15,6 +15,8 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include "tcpactor/tls.hpp"
+
 namespace tcpactor::test {
 
 struct tls_certs {
@@ -225,5 +227,30 @@ commonName = supplied
     missing = path("does-not-exist.pem");
   }
 };
+
+/// One set of certificates per test process: making them costs a second.
+/// Tests may add files of their own to its directory.
+inline tls_certs& shared_certs() {
+  static tls_certs instance;
+  return instance;
+}
+
+/// A listener's TLS settings with the shared server certificate.
+inline tls_config server_tls() {
+  tls_config x;
+  x.enabled = true;
+  x.cert_file = shared_certs().server_cert;
+  x.key_file = shared_certs().server_key;
+  return x;
+}
+
+/// A client's TLS settings that trust the shared CA, for "localhost".
+inline tls_config client_tls() {
+  tls_config x;
+  x.enabled = true;
+  x.ca_file = shared_certs().ca;
+  x.server_name = "localhost";
+  return x;
+}
 
 } // namespace tcpactor::test

@@ -15,6 +15,7 @@
 #include "tls_certs.hpp"
 
 using namespace tcpactor;
+using tcpactor::test::shared_certs;
 using tcpactor::test::tls_certs;
 
 namespace {
@@ -23,12 +24,6 @@ using role = tls_context::role;
 
 bool has(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
-}
-
-/// Generated once for the whole suite; tests only add files of their own.
-tls_certs& shared_certs() {
-  static tls_certs certs;
-  return certs;
 }
 
 /// One listener config and one client config that fit `certs`.

@@ -25,26 +25,8 @@ using namespace tcpactor::test;
 
 namespace {
 
-/// One set of certificates for the whole suite: making them costs a second.
 const tls_certs& certs() {
-  static tls_certs instance;
-  return instance;
-}
-
-tls_config server_tls() {
-  tls_config x;
-  x.enabled = true;
-  x.cert_file = certs().server_cert;
-  x.key_file = certs().server_key;
-  return x;
-}
-
-tls_config client_tls() {
-  tls_config x;
-  x.enabled = true;
-  x.ca_file = certs().ca;
-  x.server_name = "localhost";
-  return x;
+  return shared_certs();
 }
 
 /// A child process with stdout and stderr in one pipe, killed on
@@ -124,12 +106,10 @@ private:
 /// 127.0.0.1 and returns that port.
 uint16_t start_s_server(std::unique_ptr<child_process>& proc,
                         std::vector<std::string> extra = {}) {
-  std::vector<std::string> argv{"openssl",   "s_server",
-                                "-accept",   "127.0.0.1:0",
-                                "-cert",     certs().server_cert,
-                                "-key",      certs().server_key,
-                                "-rev",      "-naccept",
-                                "1"};
+  std::vector<std::string> argv{
+      "openssl", "s_server",          "-accept", "127.0.0.1:0",
+      "-cert",   certs().server_cert, "-key",    certs().server_key,
+      "-rev",    "-naccept",          "1"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   proc = std::make_unique<child_process>(argv);
   auto out = proc->await_output("ACCEPT");
@@ -271,19 +251,19 @@ BOOST_AUTO_TEST_CASE(sixteen_mib_with_checksum) {
 BOOST_AUTO_TEST_CASE(clean_close_sends_close_notify) {
   // The server closes after its reply; the client must see an orderly end,
   // not a truncation.
-  auto l = listen_tls(server_tls(), [](caf::event_based_actor*,
-                                       const caller& conn)
-                                        -> caf::expected<service> {
-    return service{
-        [conn](const bytes& in) {
-          conn.write(in);
-          conn.close();
-          return bytes{};
-        },
-        [](error_atom, const caf::error&) {},
-        [](closed_atom) {},
-    };
-  });
+  auto l = listen_tls(server_tls(),
+                      [](caf::event_based_actor*,
+                         const caller& conn) -> caf::expected<service> {
+                        return service{
+                            [conn](const bytes& in) {
+                              conn.write(in);
+                              conn.close();
+                              return bytes{};
+                            },
+                            [](error_atom, const caf::error&) {},
+                            [](closed_atom) {},
+                        };
+                      });
   auto c = connect_tls(l.port());
   BOOST_TEST_REQUIRE(!c.write_bytes(bytes{"bye"}));
   BOOST_TEST(read_exactly(c, 3) == "bye");
@@ -359,7 +339,8 @@ BOOST_AUTO_TEST_CASE(request_mode_accepts_clients_without_certificate) {
   BOOST_TEST(await_info(self).peer == "|");
 }
 
-BOOST_AUTO_TEST_CASE(failed_handshakes_give_typed_errors_and_spare_the_listener) {
+BOOST_AUTO_TEST_CASE(
+    failed_handshakes_give_typed_errors_and_spare_the_listener) {
   struct scenario {
     const char* name;
     std::string cert;
@@ -377,12 +358,10 @@ BOOST_AUTO_TEST_CASE(failed_handshakes_give_typed_errors_and_spare_the_listener)
       {"untrusted", certs().rogue_cert, certs().rogue_key, plain, "verify"},
       {"wrong host", certs().wrong_host_cert, certs().wrong_host_key, plain,
        "verify"},
-      {"expired", certs().expired_cert, certs().expired_key, plain,
-       "expired"},
-      {"old protocol", certs().server_cert, certs().server_key, old_proto,
+      {"expired", certs().expired_cert, certs().expired_key, plain, "expired"},
+      {"old protocol", certs().server_cert, certs().server_key, old_proto, ""},
+      {"no common cipher", certs().server_cert, certs().server_key, bad_cipher,
        ""},
-      {"no common cipher", certs().server_cert, certs().server_key,
-       bad_cipher, ""},
   };
   for (auto& x : xs) {
     BOOST_TEST_CONTEXT(x.name) {
@@ -432,8 +411,8 @@ BOOST_AUTO_TEST_CASE(silent_client_hits_the_handshake_timeout) {
   auto tls = server_tls();
   tls.handshake_timeout = 300ms;
   caf::scoped_actor observer{sys};
-  auto l = listen_tls(tls, echo_handler(),
-                      caf::actor_cast<caf::actor>(observer));
+  auto l =
+      listen_tls(tls, echo_handler(), caf::actor_cast<caf::actor>(observer));
   auto t0 = posix::steady::now();
   auto s = posix::connect_blocking(l.port());
   auto res = posix::read_to_end(s, 10s);
