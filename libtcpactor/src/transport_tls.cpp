@@ -242,10 +242,14 @@ void transport::read_tls() {
       finish(errno_to_error(io_err, errc::write_failed, peer_));
       return;
     }
-    if (n > 0 && deliver_chunk(bytes{plain.data(), n}))
-      return; // paused; whoever drains the actor resumes us
-    if (status == SSL_ERROR_NONE)
-      continue; // a full chunk: there may be more
+    if (n > 0) {
+      if (deliver_chunk(bytes{plain.data(), n}))
+        return; // paused; whoever drains the actor resumes us
+      // One chunk's decryption per turn: the loop's other sockets go
+      // next. What OpenSSL holds (or the socket) is read on our next turn.
+      post([this] { read_some(); });
+      return;
+    }
     if (status == SSL_ERROR_ZERO_RETURN) {
       on_eof(caf::error{}); // close_notify: a clean end
       return;
