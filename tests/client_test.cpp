@@ -138,16 +138,7 @@ BOOST_AUTO_TEST_CASE(client_actor_reply_is_written_back) {
   owner->receive([](connected_atom) {},
                  caf::after(10s) >> [] { BOOST_FAIL("no connected_atom"); });
   caf::anon_send(*client, write_atom::value, bytes{"x"});
-  std::string seen;
-  while (seen.size() < 3) {
-    owner->receive(
-        [&](bytes& chunk) -> bytes {
-          seen += chunk.to_string();
-          return seen.size() < 3 ? bytes{"x"} : bytes{};
-        },
-        caf::after(10s) >> [] { BOOST_FAIL("ping-pong stalled"); });
-  }
-  BOOST_TEST(seen == "xxx");
+  BOOST_TEST(ping_pong_x(owner, 3) == "xxx");
   caf::anon_send(*client, close_atom::value);
   owner->receive([](closed_atom) {},
                  caf::after(10s) >> [] { BOOST_FAIL("no closed_atom"); });

@@ -10,7 +10,6 @@
 //   stats -> "stats accepted=N open=N no_descriptors=N over_limit=N"
 //   quit (or EOF) -> exits 0 after closing every connection.
 
-#include <dirent.h>
 #include <sys/resource.h>
 
 #include <csignal>
@@ -23,20 +22,12 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
 
+#include "proc_probe.hpp"
 #include "tcpactor/all.hpp"
 
-namespace {
+using tcpactor::test::posix::count_open_fds;
 
-std::size_t count_open_fds() {
-  std::size_t n = 0;
-  if (auto* dir = ::opendir("/proc/self/fd")) {
-    while (auto* e = ::readdir(dir))
-      if (e->d_name[0] != '.')
-        ++n;
-    ::closedir(dir);
-  }
-  return n > 0 ? n - 1 : 0; // minus the one opendir used
-}
+namespace {
 
 int fail(const std::string& msg) {
   std::fprintf(stderr, "tcpactor-emfile-child: %s\n", msg.c_str());

@@ -127,6 +127,22 @@ await_event(caf::scoped_actor& observer, connection_event::kind_t k,
   return result;
 }
 
+/// The owner's side of a ping-pong over an echo peer, the first "x" already
+/// sent: each echoed chunk is answered with one more "x" (the handler's
+/// reply) until `n` bytes came back. Returns what came back.
+inline std::string ping_pong_x(caf::scoped_actor& owner, std::size_t n) {
+  std::string seen;
+  while (seen.size() < n) {
+    owner->receive(
+        [&](bytes& chunk) -> bytes {
+          seen += chunk.to_string();
+          return seen.size() < n ? bytes{"x"} : bytes{};
+        },
+        caf::after(10s) >> [] { BOOST_FAIL("ping-pong stalled"); });
+  }
+  return seen;
+}
+
 /// Asks listener `l` for its counters, or fails the test.
 inline listener_stats stats_of(caf::scoped_actor& self, const listener& l) {
   listener_stats result;
@@ -172,6 +188,8 @@ inline bool contains(const std::string& text, const std::string& part) {
 #include <caf/after.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
+
+#include "proc_probe.hpp"
 
 namespace tcpactor::test {
 
@@ -492,30 +510,6 @@ inline std::string run_echo_jobs(std::vector<echo_job>& jobs, uint16_t port,
       }
     }
   }
-}
-
-/// Entries of /proc/self/fd (minus the one opendir itself uses).
-inline std::size_t count_open_fds() {
-  std::size_t n = 0;
-  if (auto* dir = ::opendir("/proc/self/fd")) {
-    while (auto* e = ::readdir(dir))
-      if (e->d_name[0] != '.')
-        ++n;
-    ::closedir(dir);
-  }
-  return n > 0 ? n - 1 : 0;
-}
-
-/// Resident set size of this process in bytes, from /proc/self/statm.
-inline std::size_t rss_bytes() {
-  std::size_t pages = 0;
-  std::size_t resident = 0;
-  if (auto* f = std::fopen("/proc/self/statm", "r")) {
-    if (std::fscanf(f, "%zu %zu", &pages, &resident) != 2)
-      resident = 0;
-    std::fclose(f);
-  }
-  return resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
 }
 
 /// Raises the soft RLIMIT_NOFILE to `want` (at most the hard limit) and

@@ -432,16 +432,7 @@ BOOST_AUTO_TEST_CASE(owner_reply_to_a_chunk_is_written_back) {
   BOOST_TEST_REQUIRE(static_cast<bool>(hdl), why(hdl));
   await(owner, *hdl, event::connected);
   caf::anon_send(*hdl, write_atom::value, bytes{"x"});
-  std::string seen;
-  while (seen.size() < 3) {
-    owner->receive(
-        [&](bytes& chunk) -> bytes {
-          seen += chunk.to_string();
-          return seen.size() < 3 ? bytes{"x"} : bytes{};
-        },
-        caf::after(10s) >> [] { BOOST_FAIL("ping-pong stalled"); });
-  }
-  BOOST_TEST(seen == "xxx");
+  BOOST_TEST(ping_pong_x(owner, 3) == "xxx");
 }
 
 BOOST_AUTO_TEST_CASE(runtime_shutdown_while_waiting_gives_up) {

@@ -110,12 +110,14 @@ BOOST_AUTO_TEST_CASE(mailbox_traffic_does_not_reset_idle) {
 BOOST_AUTO_TEST_CASE(write_stall_timeout) {
   listener_config lc;
   lc.connection.write_stall_timeout = 300ms;
+  lc.connection.write_queue_limit = 32 * 1024 * 1024;
   auto hook = [](caf::event_based_actor*, const caller& c,
                  const bytes&) -> bytes {
-    // Far more than the kernel buffers of a peer that never reads.
+    // Far more than the kernel buffers of a peer that never reads: loopback
+    // autotunes them to ~9 MiB together here.
     constexpr std::size_t n = 1024 * 1024;
     auto big = bytes::make(n, [](char* p) { std::memset(p, 'x', n); });
-    for (int i = 0; i < 12 && c.write(big); ++i)
+    for (int i = 0; i < 24 && c.write(big); ++i)
       ;
     return bytes{};
   };
