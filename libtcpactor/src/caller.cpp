@@ -4,26 +4,20 @@
 
 namespace tcpactor {
 
-namespace {
-
-const std::string empty_string;
-
-} // namespace
-
 connection_id caller::id() const noexcept {
   return ptr_ ? transport::from(ptr_)->conn_id() : 0;
 }
 
-const std::string& caller::remote_host() const noexcept {
-  return ptr_ ? transport::from(ptr_)->remote_host() : empty_string;
+std::string caller::remote_host() const {
+  return ptr_ ? transport::from(ptr_)->remote_host() : std::string{};
 }
 
 uint16_t caller::remote_port() const noexcept {
   return ptr_ ? transport::from(ptr_)->remote_port() : 0;
 }
 
-const std::string& caller::local_host() const noexcept {
-  return ptr_ ? transport::from(ptr_)->local_host() : empty_string;
+std::string caller::local_host() const {
+  return ptr_ ? transport::from(ptr_)->local_host() : std::string{};
 }
 
 uint16_t caller::local_port() const noexcept {

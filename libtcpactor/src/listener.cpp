@@ -124,7 +124,8 @@ std::string to_string(connection_event::kind_t x) {
 
 /// State shared by the listener actor, its accept loop and its connections'
 /// finish hooks.
-class listener_core : public std::enable_shared_from_this<listener_core> {
+class listener_core : public std::enable_shared_from_this<listener_core>,
+                      public transport::finish_observer {
 public:
   listener_core(runtime::impl& rt, listener_config cfg,
                 connect_handler on_connect, caf::actor observer,
@@ -312,7 +313,7 @@ private:
   void accept(std::shared_ptr<tcp::acceptor> acc) {
     auto& target = rt_->pool.next();
     acc->async_accept(target, [core = shared_from_this(), acc,
-                               &target](error_code ec, tcp::socket sock) {
+                               &target](error_code ec, loop_socket sock) {
       if (!acc->is_open())
         return;
       if (ec == asio::error::operation_aborted)
@@ -391,7 +392,7 @@ private:
   /// Counts a new connection against the limits, or resets it, counts and
   /// reports it and returns false. Every admitted connection must `release`
   /// its address once closed.
-  bool admit(tcp::socket& sock, const asio::ip::address& ip) {
+  bool admit(loop_socket& sock, const asio::ip::address& ip) {
     std::size_t limit = 0;
     bool per_ip = false;
     bool first = false;
@@ -447,7 +448,7 @@ private:
       per_ip_.erase(i);
   }
 
-  void on_accepted(tcp::socket sock, asio::io_context& target) {
+  void on_accepted(loop_socket sock, asio::io_context& target) {
     if (rt_->stopping()) {
       error_code ec;
       sock.close(ec);
@@ -458,15 +459,7 @@ private:
     if (!admit(sock, ip))
       return;
     std::weak_ptr<listener_core> weak = shared_from_this();
-    auto tr = transport::make(
-        *rt_, target, conn_cfg_,
-        [weak, ip](transport& t, const caf::error& reason) {
-          if (auto core = weak.lock()) {
-            core->release(ip);
-            core->on_closed(t, reason);
-          }
-        },
-        std::move(sock));
+    auto tr = transport::make(*rt_, target, conn_cfg_, weak, std::move(sock));
     auto t = transport::from(tr);
     {
       std::lock_guard<std::mutex> guard{mtx_};
@@ -544,6 +537,12 @@ private:
                                           std::to_string(left.size()) +
                                           " connection(s)");
     done(left.size());
+  }
+
+  /// A connection's transport closed: frees its slot of the limits.
+  void on_finished(transport& t, const caf::error& reason) override {
+    release(t.remote_address());
+    on_closed(t, reason);
   }
 
   void on_closed(transport& t, const caf::error& reason) {

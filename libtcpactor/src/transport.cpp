@@ -40,13 +40,14 @@ transport::~transport() {
 caf::strong_actor_ptr
 transport::make(runtime::impl& rt, asio::io_context& loop,
                 std::shared_ptr<const connection_config> conn_cfg,
-                finish_hook on_finish, std::optional<tcp::socket> sock) {
+                std::weak_ptr<finish_observer> observer,
+                std::optional<loop_socket> sock) {
   caf::actor_config cfg;
   auto ptr = caf::make_actor<transport, caf::strong_actor_ptr>(
       rt.sys.next_actor_id(), rt.sys.node(), &rt.sys, cfg, rt, loop,
       std::move(conn_cfg));
   auto t = from(ptr);
-  t->on_finish_ = std::move(on_finish);
+  t->observer_ = std::move(observer);
   if (sock)
     t->adopt(std::move(*sock));
   rt.add(t, ptr);
@@ -66,7 +67,7 @@ void transport::enqueue(caf::mailbox_element_ptr what, caf::execution_unit*) {
     } else if (xs.match_elements<caf::error>()) {
       // The handler failed, or its actor is gone (CAF bounces requests).
       auto& err = xs.get_as<caf::error>(0);
-      abort(make_error(errc::handler_failed, peer_ + ": " + describe(err)));
+      abort(make_error(errc::handler_failed, peer() + ": " + describe(err)));
     }
     request_done(rid);
     return;
@@ -76,7 +77,7 @@ void transport::enqueue(caf::mailbox_element_ptr what, caf::execution_unit*) {
     if (mid.is_request()) {
       if (!write(data, what->sender, mid))
         respond(what->sender, mid,
-                caf::make_message(make_error(errc::closed, peer_)));
+                caf::make_message(make_error(errc::closed, peer())));
     } else {
       write(data);
     }
@@ -116,7 +117,7 @@ void transport::send_to_target(caf::message_id mid, caf::message msg) {
 
 // -- setup --------------------------------------------------------------------
 
-void transport::adopt(tcp::socket sock) {
+void transport::adopt(loop_socket sock) {
   socket_.emplace(std::move(sock));
   prepare_socket();
   std::lock_guard<std::mutex> guard{mtx_};
@@ -137,16 +138,25 @@ void transport::fill_endpoints() {
   error_code ec;
   fd_ = socket_->native_handle();
   auto remote = socket_->remote_endpoint(ec);
-  if (!ec) {
-    remote_host_ = remote.address().to_string();
-    remote_port_ = remote.port();
-    peer_ = to_string(remote);
-  }
+  if (!ec)
+    remote_ = remote;
   auto local = socket_->local_endpoint(ec);
-  if (!ec) {
-    local_host_ = local.address().to_string();
-    local_port_ = local.port();
-  }
+  if (!ec)
+    local_ = local;
+}
+
+std::string transport::remote_host() const {
+  return remote_.port() != 0 ? remote_.address().to_string() : std::string{};
+}
+
+std::string transport::local_host() const {
+  return local_.port() != 0 ? local_.address().to_string() : std::string{};
+}
+
+std::string transport::peer() const {
+  if (remote_.port() != 0)
+    return to_string(remote_);
+  return target_name_ ? *target_name_ : std::string{};
 }
 
 void transport::set_target(caf::strong_actor_ptr target, bool quit_after) {
@@ -210,7 +220,7 @@ void transport::shutdown_write() {
       drained = wq_.empty();
     }
     if (err != 0) {
-      finish(errno_to_error(err, errc::write_failed, peer_));
+      finish(errno_to_error(err, errc::write_failed, peer()));
       return;
     }
     if (arm)
@@ -259,7 +269,7 @@ void transport::target_down(const caf::error& reason) {
       begin_close(caf::error{});
       return;
     }
-    finish(make_error(errc::handler_failed, peer_ + ": " + describe(reason)),
+    finish(make_error(errc::handler_failed, peer() + ": " + describe(reason)),
            false);
   });
 }
@@ -270,14 +280,15 @@ void transport::connect(const client_config& cfg) {
   post([this, cfg] {
     if (state_ != state::connecting)
       return;
-    peer_ = cfg.host + ":" + std::to_string(cfg.port);
+    target_name_ = std::make_unique<const std::string>(
+        cfg.host + ":" + std::to_string(cfg.port));
     timer_ = std::make_unique<asio::steady_timer>(*loop_);
     timer_->expires_after(cfg.connect_timeout);
     timer_->async_wait([this, self = self_ptr(), cfg](error_code ec) {
       if (ec || state_ != state::connecting)
         return;
       finish(make_error(errc::connect_timeout,
-                        peer_ + " after " +
+                        peer() + " after " +
                             std::to_string(cfg.connect_timeout.count()) +
                             "ms"));
     });
@@ -293,8 +304,17 @@ void transport::connect(const client_config& cfg) {
                               cfg.host + ": " + ec.message()));
             return;
           }
-          local_host_ = cfg.local_host;
-          local_port_ = cfg.local_port;
+          if (!cfg.local_host.empty()) {
+            auto addr = asio::ip::make_address(cfg.local_host, ec);
+            if (ec) {
+              finish(make_error(errc::invalid_config,
+                                "client.local_host: '" + cfg.local_host +
+                                    "' is not an IP address"));
+              return;
+            }
+            local_ = tcp::endpoint{addr, cfg.local_port};
+            bind_local_ = true;
+          }
           try_connect(res, res.begin());
         });
   });
@@ -304,28 +324,20 @@ void transport::try_connect(tcp::resolver::results_type endpoints,
                             tcp::resolver::results_type::iterator pos) {
   if (pos == endpoints.end()) {
     finish(close_reason_ ? close_reason_
-                         : make_error(errc::connect_failed, peer_));
+                         : make_error(errc::connect_failed, peer()));
     return;
   }
   auto ep = pos->endpoint();
   error_code ec;
   socket_.emplace(*loop_);
   socket_->open(ep.protocol(), ec);
-  if (!ec && !local_host_.empty()) {
-    auto addr = asio::ip::make_address(local_host_, ec);
-    if (ec) {
-      finish(make_error(errc::invalid_config, "client.local_host: '" +
-                                                  local_host_ +
-                                                  "' is not an IP address"));
-      return;
-    }
+  if (!ec && bind_local_) {
     socket_->set_option(tcp::acceptor::reuse_address{true}, ec);
-    socket_->bind(tcp::endpoint{addr, local_port_}, ec);
+    socket_->bind(local_, ec);
     if (ec) {
-      finish(make_error(errc::connect_failed,
-                        "bind to local " +
-                            to_string(tcp::endpoint{addr, local_port_}) + ": " +
-                            ec.message()));
+      finish(make_error(errc::connect_failed, "bind to local " +
+                                                  to_string(local_) + ": " +
+                                                  ec.message()));
       return;
     }
   }
@@ -410,7 +422,7 @@ caf::error transport::expired(timeouts::clock::time_point now) {
   };
   auto err = [this](errc code, std::chrono::milliseconds limit,
                     const char* what) {
-    return make_error(code, peer_ + ": " + what + " for " +
+    return make_error(code, peer() + ": " + what + " for " +
                                 std::to_string(limit.count()) + "ms");
   };
   if (write_waiting_ && over(write_wait_since_, c.write_stall_timeout))
@@ -481,7 +493,7 @@ void transport::begin_close(caf::error reason) {
   }
   if (err != 0) {
     finish(close_reason_ ? close_reason_
-                         : errno_to_error(err, errc::write_failed, peer_));
+                         : errno_to_error(err, errc::write_failed, peer()));
     return;
   }
   if (arm)
@@ -497,7 +509,7 @@ void transport::begin_close(caf::error reason) {
     if (ec || state_ != state::closing)
       return;
     finish(make_error(errc::write_timeout,
-                      peer_ + ": " + std::to_string(queued) +
+                      peer() + ": " + std::to_string(queued) +
                           " queued bytes not read within close_timeout"));
   });
 }
@@ -544,7 +556,7 @@ void transport::finish(caf::error reason, bool notify_target) {
   for (; !acks.empty(); acks.pop_front())
     respond(acks.front().to, acks.front().mid,
             caf::make_message(make_error(
-                errc::closed, peer_ + ": closed before the write completed")));
+                errc::closed, peer() + ": closed before the write completed")));
   auto tell = [&](caf::message content) {
     if (target)
       target->enqueue(caf::make_mailbox_element(self_ptr(),
@@ -559,11 +571,8 @@ void transport::finish(caf::error reason, bool notify_target) {
   }
   if (quit_after)
     tell(caf::make_message(quit_atom::value));
-  if (on_finish_) {
-    auto fn = std::move(on_finish_);
-    on_finish_ = nullptr;
-    fn(*this, reason);
-  }
+  if (auto observer = std::exchange(observer_, {}).lock())
+    observer->on_finished(*this, reason);
   cleanup(reason ? caf::error{reason} : caf::error{caf::exit_reason::normal},
           nullptr);
   // Last: this may drop the registry's reference (the caller holds another).

@@ -60,12 +60,14 @@ void transport::read_some() {
 }
 
 bool transport::recv_failed() {
-  if (errno == EINTR)
+  // Taken first: peer() allocates, and that may overwrite errno.
+  int err = errno;
+  if (err == EINTR)
     return true;
-  if (errno == EAGAIN || errno == EWOULDBLOCK)
+  if (err == EAGAIN || err == EWOULDBLOCK)
     arm_read();
   else
-    finish(errno_to_error(errno, errc::io_failed, peer_));
+    finish(errno_to_error(err, errc::io_failed, peer()));
   return false;
 }
 
@@ -78,7 +80,7 @@ void transport::arm_read() {
                           return;
                         if (ec) {
                           if (ec != asio::error::operation_aborted)
-                            finish(to_error(ec, errc::io_failed, peer_));
+                            finish(to_error(ec, errc::io_failed, peer()));
                           return;
                         }
                         read_some();

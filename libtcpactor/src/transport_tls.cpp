@@ -68,7 +68,7 @@ void transport::begin_handshake() {
     if (ec || state_ != state::handshaking)
       return;
     finish(make_error(errc::tls_handshake_timeout,
-                      peer_ + ": no TLS handshake within " +
+                      peer() + ": no TLS handshake within " +
                           std::to_string(limit.count()) + "ms"));
   });
   if (SSL_is_server(tls_->ssl)) {
@@ -80,47 +80,48 @@ void transport::begin_handshake() {
 }
 
 void transport::arm_handshake_read() {
-  socket_->async_wait(
-      tcp::socket::wait_read, [this, self = self_ptr()](error_code ec) {
-        if (state_ != state::handshaking)
-          return;
-        if (ec) {
-          if (ec != asio::error::operation_aborted)
-            finish(to_error(ec, errc::tls_handshake_failed, peer_));
-          return;
-        }
-        std::vector<char> in(max_record + 512);
-        std::size_t got = 0;
-        while (got < max_handshake_read) {
-          if (got == in.size())
-            in.resize(std::min(in.size() * 2, max_handshake_read));
-          auto n = ::recv(fd_, in.data() + got, in.size() - got, MSG_DONTWAIT);
-          if (n > 0) {
-            got += static_cast<std::size_t>(n);
-            continue;
-          }
-          if (n < 0 && errno == EINTR)
-            continue;
-          if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            break;
-          if (n == 0 && got == 0) {
-            finish(make_error(errc::tls_handshake_failed,
-                              peer_ + ": peer closed the connection during the "
-                                      "TLS handshake"));
-            return;
-          }
-          if (n < 0) {
-            finish(errno_to_error(errno, errc::tls_handshake_failed, peer_));
-            return;
-          }
-          break; // FIN after data: OpenSSL reads what came first
-        }
-        in.resize(got);
-        asio::post(rt_->crypto(),
-                   [this, self = self_ptr(), in{std::move(in)}]() mutable {
-                     handshake_step(std::move(in));
-                   });
-      });
+  socket_->async_wait(tcp::socket::wait_read, [this, self = self_ptr()](
+                                                  error_code ec) {
+    if (state_ != state::handshaking)
+      return;
+    if (ec) {
+      if (ec != asio::error::operation_aborted)
+        finish(to_error(ec, errc::tls_handshake_failed, peer()));
+      return;
+    }
+    std::vector<char> in(max_record + 512);
+    std::size_t got = 0;
+    while (got < max_handshake_read) {
+      if (got == in.size())
+        in.resize(std::min(in.size() * 2, max_handshake_read));
+      auto n = ::recv(fd_, in.data() + got, in.size() - got, MSG_DONTWAIT);
+      if (n > 0) {
+        got += static_cast<std::size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        break;
+      if (n == 0 && got == 0) {
+        finish(make_error(errc::tls_handshake_failed,
+                          peer() + ": peer closed the connection during the "
+                                   "TLS handshake"));
+        return;
+      }
+      if (n < 0) {
+        int err = errno; // before peer(), which may overwrite it
+        finish(errno_to_error(err, errc::tls_handshake_failed, peer()));
+        return;
+      }
+      break; // FIN after data: OpenSSL reads what came first
+    }
+    in.resize(got);
+    asio::post(rt_->crypto(),
+               [this, self = self_ptr(), in{std::move(in)}]() mutable {
+                 handshake_step(std::move(in));
+               });
+  });
 }
 
 void transport::handshake_step(std::vector<char> in) {
@@ -173,7 +174,7 @@ void transport::on_handshake_step(int rc, int ssl_err, int io_err, bool arm,
   if (state_ != state::handshaking)
     return;
   if (io_err != 0) {
-    finish(errno_to_error(io_err, errc::tls_handshake_failed, peer_));
+    finish(errno_to_error(io_err, errc::tls_handshake_failed, peer()));
     return;
   }
   if (arm)
@@ -195,7 +196,7 @@ void transport::on_handshake_step(int rc, int ssl_err, int io_err, bool arm,
   }
   // Flush the alert we queued, then close with OpenSSL's reason.
   state_ = state::open;
-  begin_close(make_error(errc::tls_handshake_failed, peer_ + ": " + why));
+  begin_close(make_error(errc::tls_handshake_failed, peer() + ": " + why));
 }
 
 void transport::read_tls() {
@@ -239,7 +240,7 @@ void transport::read_tls() {
     if (arm)
       arm_write();
     if (io_err != 0) {
-      finish(errno_to_error(io_err, errc::write_failed, peer_));
+      finish(errno_to_error(io_err, errc::write_failed, peer()));
       return;
     }
     if (n > 0) {
@@ -255,7 +256,7 @@ void transport::read_tls() {
       return;
     }
     if (status != SSL_ERROR_WANT_READ) {
-      finish(make_error(errc::tls_failed, peer_ + ": " + why));
+      finish(make_error(errc::tls_failed, peer() + ": " + why));
       return;
     }
     if (drained) {
@@ -275,8 +276,8 @@ void transport::read_tls() {
     }
     if (got == 0) {
       on_eof(make_error(errc::tls_truncated,
-                        peer_ + ": peer closed the connection without TLS "
-                                "close_notify; data may be cut short"));
+                        peer() + ": peer closed the connection without TLS "
+                                 "close_notify; data may be cut short"));
       return;
     }
     if (recv_failed())

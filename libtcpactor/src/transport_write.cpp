@@ -59,15 +59,15 @@ bool transport::write(const bytes& data, caf::strong_actor_ptr ack_to,
     respond(x.to, x.mid, caf::message{});
   if (overflow) {
     abort(make_error(errc::write_overflow,
-                     peer_ + ": more than " +
+                     peer() + ": more than " +
                          std::to_string(cfg_->write_queue_limit) +
                          " bytes queued for a peer that does not read"));
     return false;
   }
   if (tls_failed)
-    abort(make_error(errc::tls_failed, peer_ + ": encryption failed"));
+    abort(make_error(errc::tls_failed, peer() + ": encryption failed"));
   else if (err != 0)
-    abort(errno_to_error(err, errc::write_failed, peer_));
+    abort(errno_to_error(err, errc::write_failed, peer()));
   else if (arm)
     post([this] { arm_write(); });
   return true;
@@ -143,7 +143,7 @@ void transport::arm_write() {
                           return;
                         if (ec) {
                           if (ec != asio::error::operation_aborted)
-                            finish(to_error(ec, errc::write_failed, peer_));
+                            finish(to_error(ec, errc::write_failed, peer()));
                           return;
                         }
                         on_writable();
@@ -177,7 +177,7 @@ void transport::on_writable() {
   if (err == EAGAIN) {
     arm_write();
   } else if (err != 0) {
-    finish(errno_to_error(err, errc::write_failed, peer_));
+    finish(errno_to_error(err, errc::write_failed, peer()));
     return;
   }
   if (empty && state_ == state::closing) {

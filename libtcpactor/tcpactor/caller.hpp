@@ -22,9 +22,9 @@ public:
   /// Unique for the process lifetime.
   connection_id id() const noexcept;
 
-  const std::string& remote_host() const noexcept;
+  std::string remote_host() const;
   uint16_t remote_port() const noexcept;
-  const std::string& local_host() const noexcept;
+  std::string local_host() const;
   uint16_t local_port() const noexcept;
 
   /// What the TLS handshake agreed on, including the client certificate's
