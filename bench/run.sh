@@ -16,7 +16,9 @@
 #   SCHED_THREADS [2]     tcpactor-echo --scheduler.max-threads
 #   ECHO_ARGS []          more tcpactor-echo options, e.g.
 #                         "--handlers-on-io-thread=true"
-#   HOLD_CONNS [10000]    idle connections of the hold scenario
+#   HOLD_CONNS [10000]    idle connections of the hold scenario; above the
+#                         hard descriptor limit it is raised (root with
+#                         CAP_SYS_RESOURCE only)
 #   BENCH_THREADS [1]     tcpactor-bench --threads
 #   SCENARIOS [pingpong stream connect hold; TLS=1 adds tls-pingpong
 #             tls-stream tls-connect]
@@ -203,7 +205,10 @@ measure() {
       key=connections_per_s
       ;;
     hold)
-      args=(--mode hold --connections "$HOLD_CONNS" --size 64)
+      # One source address per 25,000 connections: each gives at most the
+      # ~28k ports of ip_local_port_range towards one server port.
+      args=(--mode hold --connections "$HOLD_CONNS" --size 64
+        --local-addrs $(((HOLD_CONNS + 24999) / 25000)))
       key=held
       ;;
   esac
@@ -308,6 +313,17 @@ done
 : >"$LOG"
 
 # -- run ------------------------------------------------------------------------
+# Both processes need a descriptor per held connection; the soft limit is
+# raised by each to the hard one, which only root may raise.
+need_fds=$((HOLD_CONNS + 64))
+if [[ " $SCENARIOS " == *" hold "* ]] && (($(ulimit -Hn) < need_fds)); then
+  if ! ulimit -Hn "$need_fds" 2>/dev/null; then
+    log "hold needs $need_fds descriptors per process, the hard limit is" \
+      "$(ulimit -Hn) and raising it needs root with CAP_SYS_RESOURCE:" \
+      "lower HOLD_CONNS"
+    exit 1
+  fi
+fi
 declare -A label unit
 label[pingpong]="ping-pong, 50 conns, 64 B"
 unit[pingpong]=msg/s

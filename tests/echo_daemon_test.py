@@ -9,6 +9,7 @@ its stdout, so tests never collide and never sleep to synchronise.
 import hashlib
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -324,6 +325,30 @@ class EchoDaemonTest(DaemonTestCase):
         self.assertNotEqual(port, 1)
 
     # -- help ----------------------------------------------------------------
+
+    def test_raises_its_descriptor_limit_and_holds_more_clients(self):
+        # Started with a soft limit of 128 (children inherit ours), the
+        # daemon raises it to the hard limit and holds 300 clients at once.
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and hard < 1024:
+            self.skipTest("hard descriptor limit %d" % hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (128, hard))
+        try:
+            d, port = self.start()
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        with open("/proc/%d/limits" % d.proc.pid) as f:
+            line = next(x for x in f if x.startswith("Max open files"))
+        limits = line.split()[3:5]
+        self.assertEqual(limits[0], limits[1], line)
+        socks = [self.connect(port) for _ in range(300)]
+        for i, sock in enumerate(socks):
+            sock.sendall(b"%d\n" % i)
+        for i, sock in enumerate(socks):
+            want = b"%d\n" % i
+            self.assertEqual(recv_exactly(sock, len(want)), want)
+        for sock in socks:
+            sock.close()
 
     def test_help_lists_every_option(self):
         code, out, err = self.run_daemon("--help")

@@ -12,6 +12,7 @@
 #include <string>
 
 #include <pthread.h>
+#include <sys/resource.h>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -148,7 +149,26 @@ void drain(caf::actor_system& sys, const tcpactor::listener& lst,
           });
 }
 
+/// Raises the soft RLIMIT_NOFILE to the hard limit, as Go's runtime and most
+/// servers do: the soft default (often 1024) exists for select()-era
+/// programs, and a daemon that holds a socket per client would otherwise
+/// refuse clients long before memory or the operator's hard limit runs out.
+/// Returns the soft limit now in force.
+rlim_t raise_fd_limit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
+    return 0;
+  if (lim.rlim_cur < lim.rlim_max) {
+    auto want = lim;
+    want.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+      lim = want;
+  }
+  return lim.rlim_cur;
+}
+
 int run(const tcpactor_echo::options& opts, const sigset_t& signals) {
+  auto fd_limit = raise_fd_limit();
   caf::actor_system_config cfg;
   tcpactor::add_error_category(cfg);
   cfg.set("scheduler.max-threads", opts.scheduler_threads);
@@ -177,6 +197,7 @@ int run(const tcpactor_echo::options& opts, const sigset_t& signals) {
   std::printf("listening on %s%s\n", address(lst->host(), lst->port()).c_str(),
               opts.listener.tls.enabled ? " (TLS)" : "");
   std::fflush(stdout);
+  info("file descriptor limit " + std::to_string(fd_limit));
   auto sig = wait_for_stop_signal(signals, sys, *lst, opts);
   info(std::string{sig == SIGINT ? "SIGINT" : "SIGTERM"} +
        ": stopping the listener on " + address(lst->host(), lst->port()));

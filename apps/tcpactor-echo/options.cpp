@@ -1130,12 +1130,15 @@ std::string help_text() {
        0);
   out += '\n';
   wrap(out,
-       "SIGINT or SIGTERM: stop accepting, close the open connections, exit "
-       "0. SIGHUP: read the TLS certificate and key files again for new "
+       "SIGTERM: stop accepting, let the open connections finish within "
+       "--drain-timeout, close the rest, exit 0. SIGINT: the same without "
+       "waiting. SIGHUP: read the TLS certificate and key files again for new "
        "connections; if they fail to load, the failure is logged and the "
        "previous ones stay in use. Exit codes: 0 stopped by a signal, 1 "
        "cannot listen, 2 bad option or config file, including TLS files "
-       "that are missing, unreadable or do not fit together.",
+       "that are missing, unreadable or do not fit together. At start the "
+       "soft limit on open files (RLIMIT_NOFILE) is raised to the hard "
+       "limit: each connection holds one descriptor.",
        0);
   out += "\nOptions:\n";
   out += "  -h, --help\n";
