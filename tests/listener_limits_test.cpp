@@ -209,6 +209,23 @@ BOOST_AUTO_TEST_CASE(a_refused_connection_frees_nothing_it_never_held) {
   BOOST_TEST(stats_of(self, l).over_limit == 6u);
 }
 
+BOOST_AUTO_TEST_CASE(resets_right_after_connect_leak_no_per_address_slot) {
+  // Each admitted connection releases the very address it was admitted
+  // under, even when the peer resets before the transport asks the kernel
+  // who it is (getpeername then fails). A leaked slot would lock
+  // 127.0.0.1 out for good under a limit of 1.
+  auto l = listen_limited(0, 1);
+  for (int i = 0; i < 1000; ++i) {
+    auto s = try_connect_from("127.0.0.1", l.port());
+    s.reset();
+  }
+  auto st = await_stats(l, [](const listener_stats& x) { return x.open == 0; });
+  BOOST_TEST_REQUIRE(st.open == 0u);
+  auto a = connect_from("127.0.0.1", l.port());
+  BOOST_TEST(echoes(a));
+  expect_refused("127.0.0.1", l.port()); // and the limit still holds
+}
+
 BOOST_AUTO_TEST_CASE(limits_are_validated_by_name) {
   listener_config lc;
   lc.max_connections = 10;

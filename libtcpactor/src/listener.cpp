@@ -455,11 +455,20 @@ private:
       return;
     }
     error_code ec;
-    auto ip = sock.remote_endpoint(ec).address();
+    auto remote = sock.remote_endpoint(ec);
+    if (ec) {
+      // Reset before we saw it (ENOTCONN): nothing to serve, nothing to count.
+      sock.close(ec);
+      return;
+    }
+    auto ip = remote.address();
     if (!admit(sock, ip))
       return;
     std::weak_ptr<listener_core> weak = shared_from_this();
-    auto tr = transport::make(*rt_, target, conn_cfg_, weak, std::move(sock));
+    // The transport keeps `remote`, so on_finished releases the very address
+    // admitted here.
+    auto tr =
+        transport::make(*rt_, target, conn_cfg_, weak, std::move(sock), remote);
     auto t = transport::from(tr);
     {
       std::lock_guard<std::mutex> guard{mtx_};

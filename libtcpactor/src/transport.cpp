@@ -41,7 +41,7 @@ caf::strong_actor_ptr
 transport::make(runtime::impl& rt, asio::io_context& loop,
                 std::shared_ptr<const connection_config> conn_cfg,
                 std::weak_ptr<finish_observer> observer,
-                std::optional<loop_socket> sock) {
+                std::optional<loop_socket> sock, const tcp::endpoint& remote) {
   caf::actor_config cfg;
   auto ptr = caf::make_actor<transport, caf::strong_actor_ptr>(
       rt.sys.next_actor_id(), rt.sys.node(), &rt.sys, cfg, rt, loop,
@@ -49,7 +49,7 @@ transport::make(runtime::impl& rt, asio::io_context& loop,
   auto t = from(ptr);
   t->observer_ = std::move(observer);
   if (sock)
-    t->adopt(std::move(*sock));
+    t->adopt(std::move(*sock), remote);
   rt.add(t, ptr);
   return ptr;
 }
@@ -117,8 +117,12 @@ void transport::send_to_target(caf::message_id mid, caf::message msg) {
 
 // -- setup --------------------------------------------------------------------
 
-void transport::adopt(loop_socket sock) {
+void transport::adopt(loop_socket sock, const tcp::endpoint& remote) {
   socket_.emplace(std::move(sock));
+  // The listener's view of the peer, which its per-address count used: a
+  // second getpeername fails once the peer has reset, and would then name
+  // another address when the slot is released.
+  remote_ = remote;
   prepare_socket();
   std::lock_guard<std::mutex> guard{mtx_};
   connected_ = true;
@@ -137,9 +141,11 @@ void transport::prepare_socket() {
 void transport::fill_endpoints() {
   error_code ec;
   fd_ = socket_->native_handle();
-  auto remote = socket_->remote_endpoint(ec);
-  if (!ec)
-    remote_ = remote;
+  if (remote_.port() == 0) {
+    auto remote = socket_->remote_endpoint(ec);
+    if (!ec)
+      remote_ = remote;
+  }
   auto local = socket_->local_endpoint(ec);
   if (!ec)
     local_ = local;

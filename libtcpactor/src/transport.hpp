@@ -70,7 +70,7 @@ public:
   make(runtime::impl& rt, asio::io_context& loop,
        std::shared_ptr<const connection_config> conn_cfg,
        std::weak_ptr<finish_observer> observer = {},
-       std::optional<loop_socket> sock = {});
+       std::optional<loop_socket> sock = {}, const tcp::endpoint& remote = {});
 
   static transport* from(const caf::strong_actor_ptr& ptr) noexcept {
     return static_cast<transport*>(caf::actor_cast<caf::abstract_actor*>(ptr));
@@ -190,7 +190,7 @@ private:
 
   // -- I/O loop only: lifecycle (transport.cpp) -------------------------------
 
-  void adopt(loop_socket sock);
+  void adopt(loop_socket sock, const tcp::endpoint& remote);
   void begin_close(caf::error reason);
   void finish(caf::error reason, bool notify_target = true);
   void fill_endpoints();
