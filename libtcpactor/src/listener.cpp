@@ -455,12 +455,9 @@ private:
       return;
     }
     error_code ec;
+    // Unspecified if the peer reset already (ENOTCONN): it is still served
+    // (its actor sees the reset) and counted under that address.
     auto remote = sock.remote_endpoint(ec);
-    if (ec) {
-      // Reset before we saw it (ENOTCONN): nothing to serve, nothing to count.
-      sock.close(ec);
-      return;
-    }
     auto ip = remote.address();
     if (!admit(sock, ip))
       return;

@@ -119,29 +119,29 @@ void transport::send_to_target(caf::message_id mid, caf::message msg) {
 
 void transport::adopt(loop_socket sock, const tcp::endpoint& remote) {
   socket_.emplace(std::move(sock));
-  // The listener's view of the peer, which its per-address count used: a
-  // second getpeername fails once the peer has reset, and would then name
+  // The listener's view of the peer (unspecified if the peer had reset
+  // already), which its per-address count used: asking again could name
   // another address when the slot is released.
   remote_ = remote;
-  prepare_socket();
+  prepare_socket(false);
   std::lock_guard<std::mutex> guard{mtx_};
   connected_ = true;
 }
 
-void transport::prepare_socket() {
+void transport::prepare_socket(bool ask_remote) {
   // Errors here only cost speed (Nagle) or are caught by the next syscall.
   error_code ec;
   socket_->non_blocking(true, ec);
   if (cfg_->tcp_nodelay)
     socket_->set_option(tcp::no_delay{true}, ec);
-  fill_endpoints();
+  fill_endpoints(ask_remote);
   state_ = state::open;
 }
 
-void transport::fill_endpoints() {
+void transport::fill_endpoints(bool ask_remote) {
   error_code ec;
   fd_ = socket_->native_handle();
-  if (remote_.port() == 0) {
+  if (ask_remote) {
     auto remote = socket_->remote_endpoint(ec);
     if (!ec)
       remote_ = remote;
@@ -370,7 +370,7 @@ void transport::on_connected() {
   close_reason_ = caf::error{};
   timer_.reset();
   resolver_.reset();
-  prepare_socket();
+  prepare_socket(true);
   {
     std::lock_guard<std::mutex> guard{mtx_};
     connected_ = true;

@@ -193,9 +193,9 @@ private:
   void adopt(loop_socket sock, const tcp::endpoint& remote);
   void begin_close(caf::error reason);
   void finish(caf::error reason, bool notify_target = true);
-  void fill_endpoints();
+  void fill_endpoints(bool ask_remote);
   /// Non-blocking, TCP_NODELAY, endpoints known, state open.
-  void prepare_socket();
+  void prepare_socket(bool ask_remote);
   void on_connected();
   /// Connected (and TLS agreed): tell the target, start reading.
   void on_ready();
