@@ -98,6 +98,54 @@ BOOST_AUTO_TEST_CASE(peer_reset_reports_connection_reset_then_closed) {
   BOOST_TEST((log.error_kind(id) == errc::connection_reset), log.render(id));
 }
 
+BOOST_AUTO_TEST_CASE(a_monitor_on_the_transport_sees_its_close_reason) {
+  // caller::transport() is public: whoever monitors it hears when the
+  // socket closed and why, even if the monitor came after the close.
+  auto handle = std::make_shared<std::pair<std::mutex, caf::actor>>();
+  auto hook = [handle](caf::event_based_actor*, const caller& c,
+                       const bytes& in) -> bytes {
+    std::lock_guard<std::mutex> guard{handle->first};
+    handle->second = caf::actor_cast<caf::actor>(c.transport());
+    return in;
+  };
+  auto l = listen(recording_handler(sink(), hook));
+  caf::scoped_actor watcher{sys};
+  auto expect_down = [&](const char* when, errc want) {
+    watcher->receive(
+        [&](caf::down_msg& dm) {
+          BOOST_TEST((kind(dm.reason) == want),
+                     when << ": " << tcpactor::describe(dm.reason));
+        },
+        caf::after(10s) >> [&] { BOOST_FAIL(when << ": no down_msg"); });
+  };
+  auto s = connect_blocking(l.port());
+  auto r = pump(s, "watch", 5); // the reply comes after the hook ran
+  BOOST_TEST_REQUIRE(r.in == "watch", describe(r));
+  caf::actor tr;
+  {
+    std::lock_guard<std::mutex> guard{handle->first};
+    tr = handle->second;
+  }
+  BOOST_TEST_REQUIRE(static_cast<bool>(tr));
+  // Two monitors, then demonitor (detach drops both), then the one that
+  // must fire: a stale attachable would show as a second down_msg.
+  watcher->monitor(tr);
+  watcher->monitor(tr);
+  watcher->demonitor(tr);
+  watcher->monitor(tr);
+  s.reset();
+  expect_down("monitor placed while open", errc::connection_reset);
+  BOOST_TEST_REQUIRE(log.collect_exits(self, 1), "no exit after RST");
+  watcher->monitor(tr);
+  expect_down("monitor placed after the close", errc::connection_reset);
+  // Nothing else: the demonitored ones stay silent. A stale one would have
+  // been told by the same finish() as the first, before the collected exits.
+  bool extra = false;
+  watcher->receive([&](caf::down_msg&) { extra = true; },
+                   caf::after(std::chrono::milliseconds(0)) >> [] {});
+  BOOST_TEST(!extra, "a demonitored watcher was told");
+}
+
 BOOST_AUTO_TEST_CASE(write_overflow_reports_error_then_closed) {
   listener_config lc;
   lc.connection.write_high_watermark = 64 * 1024;

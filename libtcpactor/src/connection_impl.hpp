@@ -13,8 +13,8 @@ namespace tcpactor {
 /// Spawns the actor of one accepted connection. Inside it, on a scheduler
 /// thread, `on_connect` decides: a service starts reading; an error closes
 /// the connection and goes to `on_reject`.
-caf::actor spawn_connection(caf::actor_system& sys, caf::strong_actor_ptr tr,
-                            std::shared_ptr<const connect_handler> on_connect,
-                            std::function<void(const caf::error&)> on_reject);
+void spawn_connection(caf::actor_system& sys, caf::strong_actor_ptr tr,
+                      std::shared_ptr<const connect_handler> on_connect,
+                      std::function<void(const caf::error&)> on_reject);
 
 } // namespace tcpactor

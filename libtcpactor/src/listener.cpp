@@ -17,7 +17,6 @@
 #include <utility>
 
 #include <caf/actor_system.hpp>
-#include <caf/default_attachable.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/send.hpp>
@@ -288,12 +287,6 @@ public:
     return err;
   }
 
-  void on_failed(const caf::actor_addr&, const caf::error& reason) {
-    if (log::enabled(log::level::warning))
-      log::write(log::level::warning,
-                 "connection actor failed: " + describe(reason));
-  }
-
   void emit(connection_event::kind_t kind, connection_id id,
             const std::string& peer, const caf::error& reason) {
     if (log::enabled(log::level::info)) {
@@ -493,15 +486,12 @@ private:
     auto t = transport::from(tr);
     auto id = t->conn_id();
     auto peer = t->peer();
-    caf::actor_addr self_addr;
     {
       std::lock_guard<std::mutex> guard{mtx_};
       handshaking_.erase(id);
-      if (self_)
-        self_addr = self_.address();
     }
     emit(connection_event::opened, id, peer, caf::error{});
-    auto conn = spawn_connection(
+    spawn_connection(
         rt_->sys, tr, on_connect_, [weak, id, peer](const caf::error& reason) {
           if (auto core = weak.lock()) {
             {
@@ -511,11 +501,9 @@ private:
             core->emit(connection_event::rejected, id, peer, reason);
           }
         });
-    // Supervise with a monitor, never a link: a failing connection must not
-    // take the listener down.
-    if (self_addr)
-      caf::actor_cast<caf::abstract_actor*>(conn)->attach(
-          caf::default_attachable::make_monitor(conn.address(), self_addr));
+    // No monitor and no link: a failing actor takes only its transport down
+    // (target_down), and on_closed hears of it from there. A monitor cost
+    // every connection an attachable and every close a down message.
   }
 
   /// Listener loop: completes a drain if nothing is open or `force`.
@@ -573,13 +561,14 @@ private:
     auto k = kind(reason);
     if (k == errc::rejected)
       return; // on_reject already reported it
-    // The monitor counts actor failures; the event needs id and peer, which
-    // only the transport knows.
     if (k == errc::handler_failed) {
       {
         std::lock_guard<std::mutex> guard{mtx_};
         ++failed_;
       }
+      if (log::enabled(log::level::warning))
+        log::write(log::level::warning,
+                   "connection actor failed: " + describe(reason));
       emit(connection_event::failed, t.conn_id(), t.peer(), reason);
     }
     emit(connection_event::closed, t.conn_id(), t.peer(), reason);
@@ -629,10 +618,6 @@ struct listener_state {
 caf::behavior listener_fun(caf::stateful_actor<listener_state>* self,
                            std::shared_ptr<listener_core> core) {
   self->state.core = core;
-  self->set_down_handler([core](caf::down_msg& dm) {
-    if (dm.reason && dm.reason != caf::exit_reason::normal)
-      core->on_failed(dm.source, dm.reason);
-  });
   self->attach_functor([core] { core->stop(true, {}); });
   auto stop = [self](bool immediate) {
     auto rp = self->make_response_promise();

@@ -26,7 +26,7 @@ std::atomic<connection_id> next_conn_id{0};
 transport::transport(caf::actor_config& cfg, runtime::impl& rt,
                      asio::io_context& loop,
                      std::shared_ptr<const connection_config> conn_cfg)
-    : caf::monitorable_actor(cfg), rt_(&rt), loop_(&loop),
+    : caf::abstract_actor(cfg), rt_(&rt), loop_(&loop),
       cfg_(std::move(conn_cfg)), conn_id_(++next_conn_id),
       timeouts_(&rt.pool.timeouts_of(loop)),
       unit_(cfg_->handlers_on_io_thread ? &rt.pool.unit_of(loop) : nullptr) {
@@ -98,6 +98,40 @@ void transport::enqueue(caf::mailbox_element_ptr what, caf::execution_unit*) {
   if (mid.is_request())
     respond(what->sender, mid,
             caf::make_message(caf::make_error(caf::sec::unexpected_message)));
+}
+
+void transport::attach(caf::attachable_ptr ptr) {
+  if (!ptr)
+    return;
+  caf::error reason;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (!finished_) {
+      ptr->next.swap(attached_);
+      attached_.swap(ptr);
+      return;
+    }
+    // finish() wrote it under this lock, and nothing writes it after.
+    reason = close_reason_;
+  }
+  ptr->actor_exited(reason ? reason : caf::error{caf::exit_reason::normal},
+                    nullptr);
+}
+
+std::size_t transport::detach(const caf::attachable::token& what) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  std::size_t count = 0;
+  auto* slot = &attached_;
+  while (*slot) {
+    if ((*slot)->matches(what)) {
+      auto next = std::move((*slot)->next);
+      slot->swap(next);
+      ++count;
+    } else {
+      slot = &(*slot)->next;
+    }
+  }
+  return count;
 }
 
 void transport::respond(const caf::strong_actor_ptr& to, caf::message_id mid,
@@ -533,6 +567,7 @@ void transport::finish(caf::error reason, bool notify_target) {
     // below cannot race a direct send.
     std::lock_guard<std::mutex> guard{mtx_};
     finished_ = true;
+    close_reason_ = reason; // for monitors that come later
     target.swap(target_);
     quit_after = quit_after_;
     writable_ = false;
@@ -579,8 +614,16 @@ void transport::finish(caf::error reason, bool notify_target) {
     tell(caf::make_message(quit_atom::value));
   if (auto observer = std::exchange(observer_, {}).lock())
     observer->on_finished(*this, reason);
-  cleanup(reason ? caf::error{reason} : caf::error{caf::exit_reason::normal},
-          nullptr);
+  caf::attachable_ptr attached;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    attached.swap(attached_);
+  }
+  setf(is_terminated_flag | is_cleaned_up_flag);
+  auto exit_reason =
+      reason ? caf::error{reason} : caf::error{caf::exit_reason::normal};
+  for (auto i = attached.get(); i != nullptr; i = i->next.get())
+    i->actor_exited(exit_reason, nullptr);
   // Last: this may drop the registry's reference (the caller holds another).
   rt_->remove(this);
 }

@@ -10,10 +10,11 @@
 #include <string>
 #include <vector>
 
+#include <caf/abstract_actor.hpp>
 #include <caf/actor_control_block.hpp>
+#include <caf/attachable.hpp>
 #include <caf/mailbox_element.hpp>
 #include <caf/message_id.hpp>
-#include <caf/monitorable_actor.hpp>
 
 #include "asio_glue.hpp"
 #include "ring.hpp"
@@ -45,7 +46,12 @@ using quit_atom = caf::atom_constant<caf::atom("tcpa_quit")>;
 /// sender holds a strong reference, so a late reply never reaches a closed or
 /// reused descriptor. All Asio objects are destroyed in `finish`, on the
 /// loop, so a transport may outlive the runtime's loops.
-class transport final : public caf::monitorable_actor {
+///
+/// Base: `abstract_actor`, not `monitorable_actor`, whose condition variable,
+/// fail state and second mutex cost an idle connection 104 bytes for
+/// supervision nobody asks of a transport. Monitors still work (attach);
+/// links are refused.
+class transport final : public caf::abstract_actor {
 public:
   enum class state : uint8_t { connecting, handshaking, open, closing, closed };
 
@@ -80,7 +86,17 @@ public:
 
   void enqueue(caf::mailbox_element_ptr what, caf::execution_unit* eu) override;
 
-  const char* name() const override { return "tcpactor.transport"; }
+  /// Runs `ptr` once the transport finished (at once if it has).
+  void attach(caf::attachable_ptr ptr) override;
+  std::size_t detach(const caf::attachable::token& what) override;
+  void add_link(caf::abstract_actor*) override {
+    // nop: refused in add_backlink
+  }
+  void remove_link(caf::abstract_actor*) override {
+    // nop
+  }
+  bool add_backlink(caf::abstract_actor*) override { return false; }
+  bool remove_backlink(caf::abstract_actor*) override { return false; }
 
   // -- properties (fixed once open) -------------------------------------------
 
@@ -314,7 +330,7 @@ private:
   std::unique_ptr<std::function<void()>> on_drain_;
   bool read_armed_ = false;
   uint64_t last_request_ = 0;
-  caf::error close_reason_;
+  caf::error close_reason_; // after finish(): under mtx_, read by attach()
   std::weak_ptr<finish_observer> observer_;
   // Deadlines: timestamps from the loop's cached clock.
   timeouts* timeouts_;
@@ -338,13 +354,15 @@ private:
     caf::message_id mid;
   };
 
-  mutable std::mutex mtx_;
-  bool finished_ = false;    // finish() ran: start() must not wait for it
-  bool writable_ = true;     // false once closing: writes are refused
-  bool connected_ = false;   // direct sends allowed
-  bool write_armed_ = false; // the loop owns flushing the queue
-  bool read_paused_ = false; // the reader stopped for flow control
-  bool eof_pending_ = false; // peer sent FIN; close once replies are done
+  // mtx_ is abstract_actor's: nothing else locks it on a transport, since
+  // attach and detach are ours and links are refused.
+  caf::attachable_ptr attached_; // monitors, told in finish()
+  bool finished_ = false;        // finish() ran: start() must not wait for it
+  bool writable_ = true;         // false once closing: writes are refused
+  bool connected_ = false;       // direct sends allowed
+  bool write_armed_ = false;     // the loop owns flushing the queue
+  bool read_paused_ = false;     // the reader stopped for flow control
+  bool eof_pending_ = false;     // peer sent FIN; close once replies are done
   ring<bytes> wq_;
   std::size_t wq_offset_ = 0; // bytes of wq_.front() already written
   std::size_t wq_bytes_ = 0;

@@ -53,6 +53,8 @@ public:
 
   /// The connection's transport as an actor handle: it takes
   /// `(write_atom, bytes)` and `(close_atom)` like the connection actor.
+  /// Monitor it to learn when the socket closed and why (the `down_msg`
+  /// carries the close reason); links to it are not supported.
   const caf::strong_actor_ptr& transport() const noexcept { return ptr_; }
 
   explicit operator bool() const noexcept { return static_cast<bool>(ptr_); }
