@@ -195,15 +195,14 @@ public:
       std::lock_guard<std::mutex> guard{mtx_};
       acc = std::move(acceptor_);
       self_ = nullptr;
-      if (immediate)
-        for (auto& kvp : conns_)
-          open.emplace_back(kvp.second);
       if (!rt_) {
         if (done)
           done();
         return;
       }
     }
+    if (immediate)
+      open = rt_->owned_by(tag);
     for (auto& ptr : open)
       transport::from(ptr)->abort(
           make_error(errc::shutdown, "listener stopped"));
@@ -229,9 +228,9 @@ public:
         return;
       }
       drain_done_ = std::move(done);
-      for (auto& kvp : conns_)
-        open.emplace_back(kvp.second);
     }
+    if (rt_)
+      open = rt_->owned_by(tag);
     for (auto& ptr : open)
       transport::from(ptr)->notify_drain();
     auto timer = std::make_shared<asio::steady_timer>(*loop_);
@@ -261,7 +260,7 @@ public:
     std::lock_guard<std::mutex> guard{mtx_};
     x.port = port_;
     x.accepting = acceptor_ != nullptr;
-    x.open = conns_.size();
+    x.open = open_;
     x.accepted = accepted_;
     x.rejected = rejected_;
     x.failed = failed_;
@@ -392,19 +391,24 @@ private:
     std::optional<uint64_t> refused;
     {
       std::lock_guard<std::mutex> guard{mtx_};
-      auto& same_ip = per_ip_[ip];
-      if (cfg_.max_connections != 0 && conns_.size() >= cfg_.max_connections) {
+      // Counted per address only under a per-address limit: otherwise the
+      // map would cost every distinct client a node for nothing.
+      std::size_t* same_ip = nullptr;
+      if (cfg_.max_connections_per_ip != 0)
+        same_ip = &per_ip_[ip];
+      if (cfg_.max_connections != 0 && open_ >= cfg_.max_connections) {
         limit = cfg_.max_connections;
-      } else if (cfg_.max_connections_per_ip != 0 &&
-                 same_ip >= cfg_.max_connections_per_ip) {
+      } else if (same_ip && *same_ip >= cfg_.max_connections_per_ip) {
         limit = cfg_.max_connections_per_ip;
         per_ip = true;
       }
       if (limit == 0) {
-        ++same_ip;
+        ++open_; // until on_finished
+        if (same_ip)
+          ++*same_ip;
         refused = limit_burst_.end();
       } else {
-        if (same_ip == 0)
+        if (same_ip && *same_ip == 0)
           per_ip_.erase(ip);
         ++over_limit_;
         first = limit_burst_.add(1);
@@ -463,7 +467,6 @@ private:
     {
       std::lock_guard<std::mutex> guard{mtx_};
       ++accepted_;
-      conns_.emplace(t->conn_id(), tr);
       if (tls_)
         handshaking_.insert(t->conn_id());
     }
@@ -512,13 +515,13 @@ private:
     std::vector<caf::strong_actor_ptr> left;
     {
       std::lock_guard<std::mutex> guard{mtx_};
-      if (!drain_done_ || (!force && !conns_.empty()))
+      if (!drain_done_ || (!force && open_ != 0))
         return;
       done = std::move(drain_done_);
       drain_done_ = nullptr;
-      for (auto& kvp : conns_)
-        left.emplace_back(kvp.second);
     }
+    if (rt_)
+      left = rt_->owned_by(tag);
     if (drain_timer_) {
       drain_timer_->cancel();
       drain_timer_ = nullptr;
@@ -544,8 +547,8 @@ private:
     bool drained = false;
     {
       std::lock_guard<std::mutex> guard{mtx_};
-      conns_.erase(t.conn_id());
-      drained = drain_done_ && conns_.empty();
+      --open_;
+      drained = drain_done_ && open_ == 0;
       secured = handshaking_.erase(t.conn_id()) == 0;
       if (!secured)
         ++handshake_failed_;
@@ -587,7 +590,9 @@ private:
   // The listener keeps itself alive while it accepts.
   caf::actor self_;
   uint16_t port_ = 0;
-  std::unordered_map<connection_id, caf::strong_actor_ptr> conns_;
+  // Admitted and not yet finished; the transports themselves are in the
+  // runtime's registry under our tag.
+  std::size_t open_ = 0;
   // TLS connections still shaking hands: the user has not seen them.
   std::unordered_set<connection_id> handshaking_;
   uint64_t accepted_ = 0;

@@ -12,11 +12,19 @@ namespace tcpactor {
 
 // -- runtime::impl ------------------------------------------------------------
 
-void runtime::impl::add(transport* t, caf::strong_actor_ptr ptr) {
+void runtime::impl::add(transport* t) {
   bool late;
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    transports_.emplace(t, ptr);
+    // The registry's reference, given back in remove().
+    intrusive_ptr_add_ref(t->ctrl());
+    t->reg_prev_ = nullptr;
+    t->reg_next_ = head_;
+    if (head_)
+      head_->reg_prev_ = t;
+    head_ = t;
+    t->registered_ = true;
+    ++live_;
     late = stopping_;
   }
   // Born while shutdown waits for the rest: close it like the others (the
@@ -26,17 +34,48 @@ void runtime::impl::add(transport* t, caf::strong_actor_ptr ptr) {
 }
 
 void runtime::impl::remove(transport* t) {
-  caf::strong_actor_ptr ptr;
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    auto i = transports_.find(t);
-    if (i == transports_.end())
+    if (!t->registered_)
       return;
-    // Release outside the lock: the last reference may destroy `t`.
-    ptr.swap(i->second);
-    transports_.erase(i);
+    t->registered_ = false;
+    if (t->reg_prev_)
+      t->reg_prev_->reg_next_ = t->reg_next_;
+    else
+      head_ = t->reg_next_;
+    if (t->reg_next_)
+      t->reg_next_->reg_prev_ = t->reg_prev_;
+    t->reg_prev_ = t->reg_next_ = nullptr;
+    --live_;
   }
   cv_.notify_all();
+  // Outside the lock: the last reference may destroy `t` (the caller holds
+  // another, but a transport's destructor must never run under mtx_).
+  intrusive_ptr_release(t->ctrl());
+}
+
+template <class F>
+void runtime::impl::for_each_locked(F fn) const {
+  for (auto t = head_; t != nullptr; t = t->reg_next_)
+    fn(t);
+}
+
+std::vector<caf::strong_actor_ptr> runtime::impl::all_locked() const {
+  std::vector<caf::strong_actor_ptr> xs;
+  xs.reserve(live_);
+  for_each_locked([&](transport* t) { xs.emplace_back(t->ctrl()); });
+  return xs;
+}
+
+std::vector<caf::strong_actor_ptr>
+runtime::impl::owned_by(uint64_t owner) const {
+  std::vector<caf::strong_actor_ptr> xs;
+  std::lock_guard<std::mutex> guard{mtx_};
+  for_each_locked([&](transport* t) {
+    if (t->owner_ == owner)
+      xs.emplace_back(t->ctrl());
+  });
+  return xs;
 }
 
 uint64_t runtime::impl::hook(std::function<void()> fn) {
@@ -53,7 +92,7 @@ void runtime::impl::unhook(uint64_t token) {
 
 std::size_t runtime::impl::live() const {
   std::lock_guard<std::mutex> guard{mtx_};
-  return transports_.size();
+  return live_;
 }
 
 asio::thread_pool& runtime::impl::crypto() {
@@ -109,8 +148,7 @@ void runtime::impl::shutdown() {
       return;
     stopping_ = true;
     hooks.swap(hooks_);
-    for (auto& kvp : transports_)
-      open.emplace_back(kvp.second);
+    open = all_locked();
   }
   // Listeners first, so nothing new arrives while we close the rest.
   for (auto& kvp : hooks)
@@ -122,9 +160,8 @@ void runtime::impl::shutdown() {
   open.clear();
   std::unique_lock<std::mutex> guard{mtx_};
   if (!cv_.wait_for(guard, std::chrono::seconds{60},
-                    [this] { return transports_.empty(); })) {
-    for (auto& kvp : transports_)
-      open.emplace_back(kvp.second);
+                    [this] { return live_ == 0; })) {
+    open = all_locked();
     guard.unlock();
     for (auto& ptr : open)
       transport::from(ptr)->abort(
@@ -134,9 +171,9 @@ void runtime::impl::shutdown() {
     // The loops still run, so every abort completes; the bound only guards
     // against a bug turning shutdown into a hang.
     if (!cv_.wait_for(guard, std::chrono::seconds{10},
-                      [this] { return transports_.empty(); }))
+                      [this] { return live_ == 0; }))
       log::write(log::level::error,
-                 "runtime shutdown: " + std::to_string(transports_.size()) +
+                 "runtime shutdown: " + std::to_string(live_) +
                      " connections did not close within 10s");
   }
   auto crypto = std::move(crypto_);

@@ -34,10 +34,15 @@ struct runtime::impl {
   runtime_config cfg;
   io_pool pool;
 
-  /// Keeps every live transport reachable so shutdown can close it; a
-  /// transport leaves when it finishes.
-  void add(transport* t, caf::strong_actor_ptr ptr);
+  /// Keeps every live transport reachable (and alive: the registry holds a
+  /// reference) so shutdown can close it; a transport leaves when it
+  /// finishes. The list runs through the transports themselves: a hash node
+  /// per connection here and another in its listener cost 80 bytes.
+  void add(transport* t);
   void remove(transport* t);
+
+  /// The live transports a listener made (`owner`: its tag).
+  std::vector<caf::strong_actor_ptr> owned_by(uint64_t owner) const;
 
   /// Registers a shutdown hook (listeners); returns a token for `unhook`.
   uint64_t hook(std::function<void()> fn);
@@ -62,7 +67,13 @@ struct runtime::impl {
 private:
   mutable std::mutex mtx_;
   std::condition_variable cv_;
-  std::unordered_map<transport*, caf::strong_actor_ptr> transports_;
+  /// Holds all transports; pass `fn` a strong reference to each.
+  template <class F>
+  void for_each_locked(F fn) const;
+  std::vector<caf::strong_actor_ptr> all_locked() const;
+
+  transport* head_ = nullptr; // the registry: transport::reg_next_ links
+  std::size_t live_ = 0;
   std::unordered_map<uint64_t, std::function<void()>> hooks_;
   uint64_t next_hook_ = 0;
   std::unique_ptr<asio::thread_pool> crypto_;

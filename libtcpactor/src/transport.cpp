@@ -20,6 +20,7 @@ namespace tcpactor {
 namespace {
 
 std::atomic<connection_id> next_conn_id{0};
+std::atomic<uint64_t> next_observer_tag{0};
 
 } // namespace
 
@@ -30,6 +31,10 @@ transport::transport(caf::actor_config& cfg, runtime::impl& rt,
       cfg_(std::move(conn_cfg)), conn_id_(++next_conn_id),
       timeouts_(&rt.pool.timeouts_of(loop)),
       unit_(cfg_->handlers_on_io_thread ? &rt.pool.unit_of(loop) : nullptr) {
+  // nop
+}
+
+transport::finish_observer::finish_observer() : tag(++next_observer_tag) {
   // nop
 }
 
@@ -47,10 +52,12 @@ transport::make(runtime::impl& rt, asio::io_context& loop,
       rt.sys.next_actor_id(), rt.sys.node(), &rt.sys, cfg, rt, loop,
       std::move(conn_cfg));
   auto t = from(ptr);
+  if (auto obs = observer.lock())
+    t->owner_ = obs->tag;
   t->observer_ = std::move(observer);
   if (sock)
     t->adopt(std::move(*sock), remote);
-  rt.add(t, ptr);
+  rt.add(t);
   return ptr;
 }
 

@@ -60,8 +60,12 @@ public:
   /// connections, held weakly: a closure per connection cost 80 bytes.
   class finish_observer {
   public:
+    finish_observer();
     virtual ~finish_observer() = default;
     virtual void on_finished(transport& t, const caf::error& reason) = 0;
+    /// Names the observer's transports in the runtime's registry: unique
+    /// for the process, unlike an address a later listener may reuse.
+    const uint64_t tag;
   };
 
   transport(caf::actor_config& cfg, runtime::impl& rt, asio::io_context& loop,
@@ -197,6 +201,7 @@ public:
 
 private:
   friend class timeouts;
+  friend class runtime::impl; // the registry links
   struct ack;
 
   /// Reading began: starts the per-phase deadlines, if any is set.
@@ -305,6 +310,12 @@ private:
   // or more, and the text is made only for the rare caller that asks.
   tcp::endpoint remote_;
   tcp::endpoint local_;
+  // The runtime's registry (guarded by its mutex): list links, and the tag
+  // of the listener that made this transport (0: none).
+  transport* reg_prev_ = nullptr;
+  transport* reg_next_ = nullptr;
+  uint64_t owner_ = 0;
+  bool registered_ = false;
   // A client's "host:port" as configured, for messages before (or without)
   // a connection; null on accepted connections.
   std::unique_ptr<const std::string> target_name_;
