@@ -40,14 +40,34 @@ public:
 
   connection_worker(caf::actor_config& cfg, caf::strong_actor_ptr tr,
                     std::unique_ptr<setup> init)
-      : caf::event_based_actor(cfg), tr_(std::move(tr)),
-        init_(std::move(init)) {
-    // nop
+      : caf::event_based_actor(cfg), tr_(std::move(tr)) {
+    // CAF's slot for a function actor's body, which make_behavior() runs
+    // once and clears: the setup is gone before the connection idles, and a
+    // member for it would cost every connection 8 bytes.
+    using init_fn =
+        caf::detail::unique_function<caf::behavior(caf::local_actor*)>;
+    initial_behavior_fac_ =
+        init_fn{[init = std::move(init)](caf::local_actor* self) {
+          return static_cast<connection_worker*>(self)->begin(init.get());
+        }};
   }
 
-  caf::behavior make_behavior() override {
-    // Needed once: dropped before the connection idles.
-    auto init = std::move(init_);
+  bool cleanup(caf::error&& reason, caf::execution_unit* host) override {
+    auto why = reason;
+    if (!caf::event_based_actor::cleanup(std::move(reason), host))
+      return false;
+    // If the actor dies early (a throw, a kill), its connection closes. A
+    // drain hook capturing its caller would keep the transport alive. After
+    // a rejection this comes too late to matter: reject() already queued the
+    // close on the loop.
+    auto t = transport::from(tr_);
+    t->clear_on_drain();
+    t->target_down(why);
+    return true;
+  }
+
+private:
+  caf::behavior begin(const setup* init) {
     auto t = transport::from(tr_);
     caf::expected<service> svc = caf::error{};
     try {
@@ -70,26 +90,10 @@ public:
     // Runtime messages live in the default handler, so they keep working
     // after the service calls become().
     set_default_handler(runtime_message);
-    started_ = true;
     t->start(caf::actor_cast<caf::strong_actor_ptr>(this));
     return std::move(svc->unbox());
   }
 
-  bool cleanup(caf::error&& reason, caf::execution_unit* host) override {
-    auto why = reason;
-    if (!caf::event_based_actor::cleanup(std::move(reason), host))
-      return false;
-    if (!started_)
-      return true; // rejected: reject() closes it
-    // If the actor dies early (a throw, a kill), its connection closes. A
-    // drain hook capturing its caller would keep the transport alive.
-    auto t = transport::from(tr_);
-    t->clear_on_drain();
-    t->target_down(why);
-    return true;
-  }
-
-private:
   static caf::result<caf::message> runtime_message(caf::scheduled_actor* ptr,
                                                    caf::message_view& x) {
     auto self = static_cast<connection_worker*>(ptr);
@@ -121,8 +125,6 @@ private:
   }
 
   caf::strong_actor_ptr tr_;
-  std::unique_ptr<setup> init_;
-  bool started_ = false;
 };
 
 } // namespace

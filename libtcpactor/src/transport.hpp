@@ -300,6 +300,8 @@ private:
   caf::strong_actor_ptr self_ptr() { return caf::strong_actor_ptr{ctrl()}; }
 
   // -- immutable after setup --------------------------------------------------
+  // (Small fields sit where they fill padding: every byte here is paid by
+  // every idle connection.)
 
   runtime::impl* rt_;
   asio::io_context* loop_;
@@ -315,12 +317,12 @@ private:
   transport* reg_prev_ = nullptr;
   transport* reg_next_ = nullptr;
   uint64_t owner_ = 0;
-  bool registered_ = false;
   // A client's "host:port" as configured, for messages before (or without)
   // a connection; null on accepted connections.
   std::unique_ptr<const std::string> target_name_;
   int fd_ = -1;
   bool bind_local_ = false; // a client binds local_ before connecting
+  bool registered_ = false; // in the registry; guarded by the runtime's mutex
 
   // -- I/O loop only ----------------------------------------------------------
 
@@ -336,10 +338,10 @@ private:
   bool peer_eof_ = false;          // the peer ended its side (half-close)
   bool shut_wr_requested_ = false; // shutdown_write() seen
   bool write_shut_ = false;        // FIN sent
+  bool read_armed_ = false;
   std::atomic<bool> draining_{false};
   // Rarely set, so it costs an idle connection one pointer.
   std::unique_ptr<std::function<void()>> on_drain_;
-  bool read_armed_ = false;
   uint64_t last_request_ = 0;
   caf::error close_reason_; // after finish(): under mtx_, read by attach()
   std::weak_ptr<finish_observer> observer_;
