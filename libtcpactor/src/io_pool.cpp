@@ -10,7 +10,8 @@
 
 namespace tcpactor {
 
-io_pool::io_pool(std::size_t threads, caf::actor_system& sys) {
+io_pool::io_pool(std::size_t threads, caf::actor_system& sys,
+                 runtime::impl& rt) {
   for (std::size_t i = 0; i < threads; ++i) {
     // Concurrency hint 1: each loop runs on exactly one thread, so Asio can
     // skip its internal locking.
@@ -18,6 +19,8 @@ io_pool::io_pool(std::size_t threads, caf::actor_system& sys) {
     guards_.emplace_back(asio::make_work_guard(*loops_.back()));
     timeouts_.emplace_back(std::make_unique<timeouts>(*loops_.back()));
     units_.emplace_back(std::make_unique<loop_unit>(sys, *loops_.back()));
+    contexts_.push_back(loop_context{
+        loops_.back().get(), timeouts_.back().get(), units_.back().get(), &rt});
   }
   for (auto& loop : loops_) {
     std::promise<void> finished;
@@ -51,18 +54,12 @@ asio::io_context& io_pool::next() noexcept {
   return *loops_[i % loops_.size()];
 }
 
-timeouts& io_pool::timeouts_of(asio::io_context& loop) noexcept {
-  for (std::size_t i = 0; i < loops_.size(); ++i)
-    if (loops_[i].get() == &loop)
-      return *timeouts_[i];
-  return *timeouts_.front(); // unreachable: every loop is ours
-}
-
-loop_unit& io_pool::unit_of(asio::io_context& loop) noexcept {
-  for (std::size_t i = 0; i < loops_.size(); ++i)
-    if (loops_[i].get() == &loop)
-      return *units_[i];
-  return *units_.front(); // unreachable: every loop is ours
+const io_pool::loop_context&
+io_pool::context_of(asio::io_context& loop) const noexcept {
+  for (auto& x : contexts_)
+    if (x.loop == &loop)
+      return x;
+  return contexts_.front(); // unreachable: every loop is ours
 }
 
 void io_pool::stop() {

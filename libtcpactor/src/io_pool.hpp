@@ -8,6 +8,7 @@
 
 #include "asio_glue.hpp"
 #include "loop_unit.hpp"
+#include "tcpactor/runtime.hpp"
 #include "timeouts.hpp"
 
 namespace tcpactor {
@@ -17,7 +18,16 @@ namespace tcpactor {
 /// no strand.
 class io_pool {
 public:
-  io_pool(std::size_t threads, caf::actor_system& sys);
+  /// What a socket on one loop needs from the runtime, in one place: each
+  /// transport keeps a pointer to this instead of four.
+  struct loop_context {
+    asio::io_context* loop;
+    timeouts* sweep; // the loop's deadline sweep
+    loop_unit* unit; // the loop as a CAF execution unit
+    runtime::impl* rt;
+  };
+
+  io_pool(std::size_t threads, caf::actor_system& sys, runtime::impl& rt);
   ~io_pool();
 
   io_pool(const io_pool&) = delete;
@@ -28,11 +38,8 @@ public:
 
   std::size_t size() const noexcept { return loops_.size(); }
 
-  /// The deadline sweep of `loop`, one of ours.
-  timeouts& timeouts_of(asio::io_context& loop) noexcept;
-
-  /// `loop` as a CAF execution unit, for handlers run on I/O threads.
-  loop_unit& unit_of(asio::io_context& loop) noexcept;
+  /// The context of `loop`, one of ours.
+  const loop_context& context_of(asio::io_context& loop) const noexcept;
 
   /// Stops the loops and joins their threads. Idempotent.
   void stop();
@@ -43,6 +50,7 @@ private:
   // One per loop, same index; destroyed before the loops.
   std::vector<std::unique_ptr<timeouts>> timeouts_;
   std::vector<std::unique_ptr<loop_unit>> units_;
+  std::vector<loop_context> contexts_; // same index; never resized
   std::vector<guard_type> guards_;
   std::vector<std::thread> threads_;
   std::vector<std::future<void>> done_; // ready once a loop ran out of work

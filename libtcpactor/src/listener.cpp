@@ -124,7 +124,7 @@ std::string to_string(connection_event::kind_t x) {
 /// State shared by the listener actor, its accept loop and its connections'
 /// finish hooks.
 class listener_core : public std::enable_shared_from_this<listener_core>,
-                      public transport::finish_observer {
+                      public finish_observer {
 public:
   listener_core(runtime::impl& rt, listener_config cfg,
                 connect_handler on_connect, caf::actor observer,
@@ -138,9 +138,12 @@ public:
     // nop
   }
 
-  ~listener_core() {
+  ~listener_core() override {
     if (reserve_fd_ >= 0)
       ::close(reserve_fd_);
+    // Null once the runtime went away (detach), and its map with it.
+    if (rt_)
+      rt_->forget(tag);
   }
 
   /// Binds and starts accepting; returns the bound port.
@@ -462,7 +465,7 @@ private:
     // The transport keeps `remote`, so on_finished releases the very address
     // admitted here.
     auto tr =
-        transport::make(*rt_, target, conn_cfg_, weak, std::move(sock), remote);
+        transport::make(*rt_, target, conn_cfg_, tag, std::move(sock), remote);
     auto t = transport::from(tr);
     {
       std::lock_guard<std::mutex> guard{mtx_};
@@ -702,6 +705,7 @@ caf::expected<listener> spawn_listener(runtime& rt, listener_config cfg,
   }
   auto core = std::make_shared<listener_core>(
       impl, std::move(cfg), std::move(on_connect), std::move(observer), tls);
+  impl.observe(core);
   auto hdl = impl.sys.spawn(listener_fun, core);
   auto port = core->open(hdl);
   if (!port) {

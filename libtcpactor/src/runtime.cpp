@@ -1,5 +1,6 @@
 #include "tcpactor/runtime.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -34,6 +35,7 @@ void runtime::impl::add(transport* t) {
 }
 
 void runtime::impl::remove(transport* t) {
+  bool wake;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     if (!t->registered_)
@@ -47,8 +49,10 @@ void runtime::impl::remove(transport* t) {
       t->reg_next_->reg_prev_ = t->reg_prev_;
     t->reg_prev_ = t->reg_next_ = nullptr;
     --live_;
+    wake = stopping_; // only shutdown() waits on cv_
   }
-  cv_.notify_all();
+  if (wake)
+    cv_.notify_all();
   // Outside the lock: the last reference may destroy `t` (the caller holds
   // another, but a transport's destructor must never run under mtx_).
   intrusive_ptr_release(t->ctrl());
@@ -72,10 +76,38 @@ runtime::impl::owned_by(uint64_t owner) const {
   std::vector<caf::strong_actor_ptr> xs;
   std::lock_guard<std::mutex> guard{mtx_};
   for_each_locked([&](transport* t) {
-    if (t->owner_ == owner)
+    // A finished one stays listed until the very end of finish(), after its
+    // listener already counted it as closed.
+    if (t->owner_ == owner && !t->getf(caf::abstract_actor::is_terminated_flag))
       xs.emplace_back(t->ctrl());
   });
   return xs;
+}
+
+namespace {
+
+std::atomic<uint64_t> next_observer_tag{0};
+
+} // namespace
+
+finish_observer::finish_observer() : tag(++next_observer_tag) {
+  // nop
+}
+
+void runtime::impl::observe(const std::shared_ptr<finish_observer>& obs) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  observers_.emplace(obs->tag, obs);
+}
+
+void runtime::impl::forget(uint64_t tag) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  observers_.erase(tag);
+}
+
+std::shared_ptr<finish_observer> runtime::impl::observer(uint64_t tag) const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto i = observers_.find(tag);
+  return i != observers_.end() ? i->second.lock() : nullptr;
 }
 
 uint64_t runtime::impl::hook(std::function<void()> fn) {

@@ -24,9 +24,23 @@ class transport;
 class tls_context;
 struct tls_config;
 
+/// Told on the I/O loop once a transport it made closed, with the reason
+/// (none for an orderly close). One observer (a listener) serves all its
+/// connections. The runtime holds it weakly under its tag and a transport
+/// carries only the tag: a weak pointer each would cost 16 bytes, a closure
+/// each 80.
+class finish_observer {
+public:
+  finish_observer();
+  virtual ~finish_observer() = default;
+  virtual void on_finished(transport& t, const caf::error& reason) = 0;
+  /// Unique for the process, unlike an address a later listener may reuse.
+  const uint64_t tag;
+};
+
 struct runtime::impl {
   impl(caf::actor_system& sys, runtime_config cfg, std::size_t threads)
-      : sys(sys), cfg(cfg), pool(threads, sys) {
+      : sys(sys), cfg(cfg), pool(threads, sys, *this) {
     // nop
   }
 
@@ -41,8 +55,16 @@ struct runtime::impl {
   void add(transport* t);
   void remove(transport* t);
 
-  /// The live transports a listener made (`owner`: its tag).
+  /// The live transports a listener made (`owner`: its tag), leaving out
+  /// those whose finish() already told the listener.
   std::vector<caf::strong_actor_ptr> owned_by(uint64_t owner) const;
+
+  /// Makes `obs` the observer of the transports made with its tag, until
+  /// `forget` or its end.
+  void observe(const std::shared_ptr<finish_observer>& obs);
+  void forget(uint64_t tag);
+  /// The observer registered under `tag`, if it still lives.
+  std::shared_ptr<finish_observer> observer(uint64_t tag) const;
 
   /// Registers a shutdown hook (listeners); returns a token for `unhook`.
   uint64_t hook(std::function<void()> fn);
@@ -75,6 +97,7 @@ private:
   transport* head_ = nullptr; // the registry: transport::reg_next_ links
   std::size_t live_ = 0;
   std::unordered_map<uint64_t, std::function<void()>> hooks_;
+  std::unordered_map<uint64_t, std::weak_ptr<finish_observer>> observers_;
   uint64_t next_hook_ = 0;
   std::unique_ptr<asio::thread_pool> crypto_;
   std::mutex tls_mtx_;

@@ -20,21 +20,14 @@ namespace tcpactor {
 namespace {
 
 std::atomic<connection_id> next_conn_id{0};
-std::atomic<uint64_t> next_observer_tag{0};
 
 } // namespace
 
 transport::transport(caf::actor_config& cfg, runtime::impl& rt,
                      asio::io_context& loop,
                      std::shared_ptr<const connection_config> conn_cfg)
-    : caf::abstract_actor(cfg), rt_(&rt), loop_(&loop),
-      cfg_(std::move(conn_cfg)), conn_id_(++next_conn_id),
-      timeouts_(&rt.pool.timeouts_of(loop)),
-      unit_(cfg_->handlers_on_io_thread ? &rt.pool.unit_of(loop) : nullptr) {
-  // nop
-}
-
-transport::finish_observer::finish_observer() : tag(++next_observer_tag) {
+    : caf::abstract_actor(cfg), lc_(&rt.pool.context_of(loop)),
+      cfg_(std::move(conn_cfg)), conn_id_(++next_conn_id) {
   // nop
 }
 
@@ -45,16 +38,14 @@ transport::~transport() {
 caf::strong_actor_ptr
 transport::make(runtime::impl& rt, asio::io_context& loop,
                 std::shared_ptr<const connection_config> conn_cfg,
-                std::weak_ptr<finish_observer> observer,
-                std::optional<loop_socket> sock, const tcp::endpoint& remote) {
+                uint64_t owner, std::optional<loop_socket> sock,
+                const tcp::endpoint& remote) {
   caf::actor_config cfg;
   auto ptr = caf::make_actor<transport, caf::strong_actor_ptr>(
       rt.sys.next_actor_id(), rt.sys.node(), &rt.sys, cfg, rt, loop,
       std::move(conn_cfg));
   auto t = from(ptr);
-  if (auto obs = observer.lock())
-    t->owner_ = obs->tag;
-  t->observer_ = std::move(observer);
+  t->owner_ = owner;
   if (sock)
     t->adopt(std::move(*sock), remote);
   rt.add(t);
@@ -114,8 +105,9 @@ void transport::attach(caf::attachable_ptr ptr) {
   {
     std::lock_guard<std::mutex> guard{mtx_};
     if (!finished_) {
-      ptr->next.swap(attached_);
-      attached_.swap(ptr);
+      auto& head = rare_locked().attached;
+      ptr->next.swap(head);
+      head.swap(ptr);
       return;
     }
     // finish() wrote it under this lock, and nothing writes it after.
@@ -125,10 +117,41 @@ void transport::attach(caf::attachable_ptr ptr) {
                     nullptr);
 }
 
+void transport::set_on_drain(std::function<void()> fn) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  rare_locked().on_drain = std::move(fn);
+}
+
+void transport::clear_on_drain() {
+  // Moved out under the lock, destroyed outside it: the hook may hold the
+  // last caller, i.e. a reference to this transport.
+  std::function<void()> fn;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (rare_)
+      fn.swap(rare_->on_drain);
+  }
+}
+
+void transport::run_on_drain() {
+  std::function<void()> fn;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (rare_)
+      fn = rare_->on_drain;
+  }
+  // A copy, run outside the lock: the hook may write, close, or even set a
+  // new hook. Drains are rare, so the copy costs nothing that matters.
+  if (fn)
+    fn();
+}
+
 std::size_t transport::detach(const caf::attachable::token& what) {
   std::lock_guard<std::mutex> guard{mtx_};
   std::size_t count = 0;
-  auto* slot = &attached_;
+  if (!rare_)
+    return 0;
+  auto* slot = &rare_->attached;
   while (*slot) {
     if ((*slot)->matches(what)) {
       auto next = std::move((*slot)->next);
@@ -153,7 +176,7 @@ void transport::respond(const caf::strong_actor_ptr& to, caf::message_id mid,
 void transport::send_to_target(caf::message_id mid, caf::message msg) {
   if (target_)
     target_->enqueue(
-        caf::make_mailbox_element(self_ptr(), mid, {}, std::move(msg)), unit_);
+        caf::make_mailbox_element(self_ptr(), mid, {}, std::move(msg)), unit());
 }
 
 // -- setup --------------------------------------------------------------------
@@ -329,7 +352,7 @@ void transport::connect(const client_config& cfg) {
       return;
     target_name_ = std::make_unique<const std::string>(
         cfg.host + ":" + std::to_string(cfg.port));
-    timer_ = std::make_unique<asio::steady_timer>(*loop_);
+    timer_ = std::make_unique<asio::steady_timer>(*lc_->loop);
     timer_->expires_after(cfg.connect_timeout);
     timer_->async_wait([this, self = self_ptr(), cfg](error_code ec) {
       if (ec || state_ != state::connecting)
@@ -339,7 +362,7 @@ void transport::connect(const client_config& cfg) {
                             std::to_string(cfg.connect_timeout.count()) +
                             "ms"));
     });
-    resolver_ = std::make_unique<tcp::resolver>(*loop_);
+    resolver_ = std::make_unique<tcp::resolver>(*lc_->loop);
     resolver_->async_resolve(
         cfg.host, std::to_string(cfg.port),
         [this, self = self_ptr(), cfg](error_code ec,
@@ -376,7 +399,7 @@ void transport::try_connect(tcp::resolver::results_type endpoints,
   }
   auto ep = pos->endpoint();
   error_code ec;
-  socket_.emplace(*loop_);
+  socket_.emplace(*lc_->loop);
   socket_->open(ep.protocol(), ec);
   if (!ec && bind_local_) {
     socket_->set_option(tcp::acceptor::reuse_address{true}, ec);
@@ -453,7 +476,7 @@ void transport::watch_deadlines() {
       shortest = x;
   if (shortest.count() == 0)
     return;
-  timeouts_->watch(this, shortest);
+  lc_->sweep->watch(this, shortest);
   // Stamps taken before the sweep ran may be stale.
   opened_at_ = last_read_ = write_wait_since_ = timeouts::now();
 }
@@ -462,7 +485,7 @@ caf::error transport::expired(timeouts::clock::time_point now) {
   auto& c = *cfg_;
   // A stamp may lag the event by one period; adding it means a timeout
   // never fires early, and at most two periods late.
-  auto lag = timeouts_->period();
+  auto lag = lc_->sweep->period();
   auto over = [now, lag](timeouts::clock::time_point since,
                          std::chrono::milliseconds limit) {
     return limit.count() > 0 && now - since >= limit + lag;
@@ -550,7 +573,7 @@ void transport::begin_close(caf::error reason) {
     return;
   }
   // The writer calls finish() once the queue drains; this bounds the wait.
-  timer_ = std::make_unique<asio::steady_timer>(*loop_);
+  timer_ = std::make_unique<asio::steady_timer>(*lc_->loop);
   timer_->expires_after(cfg_->close_timeout);
   timer_->async_wait([this, self = self_ptr(), queued](error_code ec) {
     if (ec || state_ != state::closing)
@@ -581,7 +604,8 @@ void transport::finish(caf::error reason, bool notify_target) {
     connected_ = false;
     wq_.clear();
     wq_bytes_ = 0;
-    std::swap(acks, acks_);
+    if (rare_)
+      std::swap(acks, rare_->acks);
     pending_.clear();
     pending_bytes_ = 0;
     eof_pending_ = false;
@@ -595,7 +619,7 @@ void transport::finish(caf::error reason, bool notify_target) {
   }
   resolver_.reset();
   timer_.reset();
-  timeouts_->unwatch(this);
+  lc_->sweep->unwatch(this);
   // The listener's callback holds this transport: drop it, or a failed
   // handshake keeps the transport alive forever.
   if (tls_)
@@ -619,20 +643,25 @@ void transport::finish(caf::error reason, bool notify_target) {
   }
   if (quit_after)
     tell(caf::make_message(quit_atom::value));
-  if (auto observer = std::exchange(observer_, {}).lock())
-    observer->on_finished(*this, reason);
+  // Before the observer hears of it: a listener that counts this one as
+  // gone must not find it among its live transports (owned_by skips it).
+  setf(is_terminated_flag | is_cleaned_up_flag);
+  // finish() runs once, so the observer hears of this transport once.
+  if (owner_ != 0)
+    if (auto observer = lc_->rt->observer(owner_))
+      observer->on_finished(*this, reason);
   caf::attachable_ptr attached;
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    attached.swap(attached_);
+    if (rare_)
+      attached.swap(rare_->attached);
   }
-  setf(is_terminated_flag | is_cleaned_up_flag);
   auto exit_reason =
       reason ? caf::error{reason} : caf::error{caf::exit_reason::normal};
   for (auto i = attached.get(); i != nullptr; i = i->next.get())
     i->actor_exited(exit_reason, nullptr);
   // Last: this may drop the registry's reference (the caller holds another).
-  rt_->remove(this);
+  lc_->rt->remove(this);
 }
 
 } // namespace tcpactor

@@ -55,19 +55,6 @@ class transport final : public caf::abstract_actor {
 public:
   enum class state : uint8_t { connecting, handshaking, open, closing, closed };
 
-  /// Told on the I/O loop once the transport closed, with the reason (none
-  /// for an orderly close). One observer (a listener) serves all its
-  /// connections, held weakly: a closure per connection cost 80 bytes.
-  class finish_observer {
-  public:
-    finish_observer();
-    virtual ~finish_observer() = default;
-    virtual void on_finished(transport& t, const caf::error& reason) = 0;
-    /// Names the observer's transports in the runtime's registry: unique
-    /// for the process, unlike an address a later listener may reuse.
-    const uint64_t tag;
-  };
-
   transport(caf::actor_config& cfg, runtime::impl& rt, asio::io_context& loop,
             std::shared_ptr<const connection_config> conn_cfg);
 
@@ -78,8 +65,7 @@ public:
   /// from then on.
   static caf::strong_actor_ptr
   make(runtime::impl& rt, asio::io_context& loop,
-       std::shared_ptr<const connection_config> conn_cfg,
-       std::weak_ptr<finish_observer> observer = {},
+       std::shared_ptr<const connection_config> conn_cfg, uint64_t owner = 0,
        std::optional<loop_socket> sock = {}, const tcp::endpoint& remote = {});
 
   static transport* from(const caf::strong_actor_ptr& ptr) noexcept {
@@ -165,19 +151,14 @@ public:
 
   /// Sets what runs in the connection actor when `(drain_atom)` arrives
   /// there. Call from inside that actor only.
-  void set_on_drain(std::function<void()> fn) {
-    on_drain_ = std::make_unique<std::function<void()>>(std::move(fn));
-  }
+  void set_on_drain(std::function<void()> fn);
 
   /// Drops the drain hook: it may hold a `caller`, i.e. this transport.
   /// From the connection actor only, as it terminates.
-  void clear_on_drain() { on_drain_.reset(); }
+  void clear_on_drain();
 
   /// Runs the drain hook, if any. From the connection actor only.
-  void run_on_drain() {
-    if (on_drain_ && *on_drain_)
-      (*on_drain_)();
-  }
+  void run_on_drain();
 
   /// Closes at once, dropping queued bytes; `reason` goes to the target.
   void abort(caf::error reason);
@@ -290,21 +271,26 @@ private:
     std::lock_guard<std::mutex> guard{mtx_};
     if (finished_)
       return;
-    asio::post(*loop_, [self = caf::strong_actor_ptr{ctrl()},
-                        f = std::move(fn)]() mutable { f(); });
+    asio::post(*lc_->loop, [self = caf::strong_actor_ptr{ctrl()},
+                            f = std::move(fn)]() mutable { f(); });
   }
 
   void send_to_target(caf::message_id mid, caf::message msg);
   void respond(const caf::strong_actor_ptr& to, caf::message_id mid,
                caf::message msg);
   caf::strong_actor_ptr self_ptr() { return caf::strong_actor_ptr{ctrl()}; }
+  /// The loop as an execution unit if handlers run on it, else null.
+  caf::execution_unit* unit() const noexcept {
+    return cfg_->handlers_on_io_thread ? lc_->unit : nullptr;
+  }
 
   // -- immutable after setup --------------------------------------------------
   // (Small fields sit where they fill padding: every byte here is paid by
   // every idle connection.)
 
-  runtime::impl* rt_;
-  asio::io_context* loop_;
+  // The loop's context: the loop, its deadline sweep and execution unit,
+  // and the runtime.
+  const io_pool::loop_context* lc_;
   // Shared by all connections of a listener: a copy each would cost 64 bytes.
   std::shared_ptr<const connection_config> cfg_;
   connection_id conn_id_;
@@ -313,7 +299,7 @@ private:
   tcp::endpoint remote_;
   tcp::endpoint local_;
   // The runtime's registry (guarded by its mutex): list links, and the tag
-  // of the listener that made this transport (0: none).
+  // of the finish_observer (a listener) that made this transport (0: none).
   transport* reg_prev_ = nullptr;
   transport* reg_next_ = nullptr;
   uint64_t owner_ = 0;
@@ -340,15 +326,9 @@ private:
   bool write_shut_ = false;        // FIN sent
   bool read_armed_ = false;
   std::atomic<bool> draining_{false};
-  // Rarely set, so it costs an idle connection one pointer.
-  std::unique_ptr<std::function<void()>> on_drain_;
   uint64_t last_request_ = 0;
   caf::error close_reason_; // after finish(): under mtx_, read by attach()
-  std::weak_ptr<finish_observer> observer_;
   // Deadlines: timestamps from the loop's cached clock.
-  timeouts* timeouts_;
-  // The loop as an execution unit if handlers run on it, else null.
-  caf::execution_unit* unit_;
   uint32_t watch_index_ = not_watched;
   bool any_read_ = false;
   bool write_waiting_ = false; // the loop waits for writability
@@ -367,21 +347,33 @@ private:
     caf::message_id mid;
   };
 
+  /// What most connections never use: write acknowledgements (a client's
+  /// `request(write)`), a drain hook, monitors. Made on first use, under
+  /// mtx_, so an idle connection pays one pointer for all of it.
+  struct rare {
+    ring<ack> acks;
+    // Byte positions for acks, counted from this block's creation.
+    uint64_t queued_total = 0;
+    uint64_t written_total = 0;
+    std::function<void()> on_drain; // the connection actor's thread only
+    caf::attachable_ptr attached;   // monitors, told in finish()
+  };
+
+  /// The rare block, made if missing. Requires `mtx_`.
+  rare& rare_locked();
+
   // mtx_ is abstract_actor's: nothing else locks it on a transport, since
   // attach and detach are ours and links are refused.
-  caf::attachable_ptr attached_; // monitors, told in finish()
-  bool finished_ = false;        // finish() ran: start() must not wait for it
-  bool writable_ = true;         // false once closing: writes are refused
-  bool connected_ = false;       // direct sends allowed
-  bool write_armed_ = false;     // the loop owns flushing the queue
-  bool read_paused_ = false;     // the reader stopped for flow control
-  bool eof_pending_ = false;     // peer sent FIN; close once replies are done
+  std::unique_ptr<rare> rare_;
+  bool finished_ = false;    // finish() ran: start() must not wait for it
+  bool writable_ = true;     // false once closing: writes are refused
+  bool connected_ = false;   // direct sends allowed
+  bool write_armed_ = false; // the loop owns flushing the queue
+  bool read_paused_ = false; // the reader stopped for flow control
+  bool eof_pending_ = false; // peer sent FIN; close once replies are done
   ring<bytes> wq_;
   std::size_t wq_offset_ = 0; // bytes of wq_.front() already written
   std::size_t wq_bytes_ = 0;
-  uint64_t queued_total_ = 0;
-  uint64_t written_total_ = 0;
-  ring<ack> acks_;
   ring<std::pair<uint64_t, std::size_t>> pending_; // request -> size
   std::size_t pending_bytes_ = 0;
 };

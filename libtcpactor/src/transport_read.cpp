@@ -101,7 +101,7 @@ bool transport::deliver_chunk(bytes chunk) {
     target_->enqueue(caf::make_mailbox_element(self_ptr(),
                                                caf::make_message_id(rid), {},
                                                std::move(chunk)),
-                     unit_);
+                     unit());
   return pause;
 }
 

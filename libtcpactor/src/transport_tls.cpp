@@ -62,7 +62,7 @@ void transport::handshake(std::function<void()> done) {
 void transport::begin_handshake() {
   state_ = state::handshaking;
   auto limit = tls_->handshake_timeout;
-  timer_ = std::make_unique<asio::steady_timer>(*loop_);
+  timer_ = std::make_unique<asio::steady_timer>(*lc_->loop);
   timer_->expires_after(limit);
   timer_->async_wait([this, self = self_ptr(), limit](error_code ec) {
     if (ec || state_ != state::handshaking)
@@ -76,7 +76,8 @@ void transport::begin_handshake() {
     arm_handshake_read();
     return;
   }
-  asio::post(rt_->crypto(), [this, self = self_ptr()] { handshake_step({}); });
+  asio::post(lc_->rt->crypto(),
+             [this, self = self_ptr()] { handshake_step({}); });
 }
 
 void transport::arm_handshake_read() {
@@ -117,7 +118,7 @@ void transport::arm_handshake_read() {
       break; // FIN after data: OpenSSL reads what came first
     }
     in.resize(got);
-    asio::post(rt_->crypto(),
+    asio::post(lc_->rt->crypto(),
                [this, self = self_ptr(), in{std::move(in)}]() mutable {
                  handshake_step(std::move(in));
                });
@@ -152,8 +153,10 @@ void transport::handshake_step(std::vector<char> in) {
       for (; !tls_->early.empty(); tls_->early.pop_front()) {
         auto& x = tls_->early.front();
         tls_encrypt_locked(x.data);
-        if (x.to)
-          acks_.push_back(ack{queued_total_, std::move(x.to), x.mid});
+        if (x.to) {
+          auto& r = rare_locked();
+          r.acks.push_back(ack{r.queued_total, std::move(x.to), x.mid});
+        }
       }
       tls_->early_bytes = 0;
     }
@@ -308,7 +311,8 @@ void transport::tls_drain_locked() {
   wq_.push_back(bytes::make(
       n, [&](char* out) { BIO_read(wbio, out, static_cast<int>(n)); }));
   wq_bytes_ += n;
-  queued_total_ += n;
+  if (rare_)
+    rare_->queued_total += n;
 }
 
 void transport::tls_shutdown_locked() {

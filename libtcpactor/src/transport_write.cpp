@@ -43,10 +43,13 @@ bool transport::write(const bytes& data, caf::strong_actor_ptr ack_to,
       } else if (!data.empty()) {
         wq_.push_back(data);
         wq_bytes_ += data.size();
-        queued_total_ += data.size();
+        if (rare_)
+          rare_->queued_total += data.size();
       }
-      if (ack_to)
-        acks_.push_back(ack{queued_total_, std::move(ack_to), ack_mid});
+      if (ack_to) {
+        auto& r = rare_locked();
+        r.acks.push_back(ack{r.queued_total, std::move(ack_to), ack_mid});
+      }
       // Nothing in flight: write right here, on the actor's thread. A hop to
       // the I/O loop would cost a wakeup per reply.
       err = push_locked(arm);
@@ -86,10 +89,22 @@ int transport::push_locked(bool& arm) {
 }
 
 void transport::take_acks_locked(std::vector<ack>& done) {
-  while (!acks_.empty() && acks_.front().end <= written_total_) {
-    done.push_back(std::move(acks_.front()));
-    acks_.pop_front();
+  if (!rare_)
+    return;
+  auto& acks = rare_->acks;
+  while (!acks.empty() && acks.front().end <= rare_->written_total) {
+    done.push_back(std::move(acks.front()));
+    acks.pop_front();
   }
+}
+
+transport::rare& transport::rare_locked() {
+  if (!rare_) {
+    rare_ = std::make_unique<rare>();
+    // Positions count from here: what is queued now ends at wq_bytes_.
+    rare_->queued_total = wq_bytes_;
+  }
+  return *rare_;
 }
 
 int transport::flush_locked() {
@@ -113,7 +128,8 @@ int transport::flush_locked() {
       return errno == EWOULDBLOCK ? EAGAIN : errno;
     }
     auto left = static_cast<std::size_t>(sent);
-    written_total_ += left;
+    if (rare_)
+      rare_->written_total += left;
     wq_bytes_ -= left;
     while (left > 0) {
       auto rest = wq_.front().size() - wq_offset_;
@@ -157,9 +173,9 @@ void transport::on_writable() {
   bool resume = false;
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    auto before = written_total_;
+    auto before = wq_bytes_;
     err = flush_locked();
-    if (written_total_ != before)
+    if (wq_bytes_ != before)
       write_wait_since_ = timeouts::now();
     empty = wq_.empty();
     if (empty || err != 0)
