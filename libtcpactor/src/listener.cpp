@@ -248,6 +248,18 @@ public:
     });
   }
 
+  /// open() failed, so no hook will ever call detach(): let go of the
+  /// runtime now, which may go away before this core does.
+  void abandon() {
+    runtime::impl* rt;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      rt = std::exchange(rt_, nullptr);
+    }
+    if (rt)
+      rt->forget(tag);
+  }
+
   /// The runtime is going away: stop accepting now (the runtime closes the
   /// connections, gracefully) and never touch the runtime again.
   void detach() {
@@ -709,6 +721,7 @@ caf::expected<listener> spawn_listener(runtime& rt, listener_config cfg,
   auto hdl = impl.sys.spawn(listener_fun, core);
   auto port = core->open(hdl);
   if (!port) {
+    core->abandon();
     caf::anon_send_exit(hdl, caf::exit_reason::user_shutdown);
     return std::move(port.error());
   }
