@@ -203,9 +203,11 @@ public:
           done();
         return;
       }
+      // Under mtx_: detach() cannot null rt_ (and let the runtime go)
+      // meanwhile. The order listener -> runtime lock is the only one.
+      if (immediate)
+        open = rt_->owned_by(tag);
     }
-    if (immediate)
-      open = rt_->owned_by(tag);
     for (auto& ptr : open)
       transport::from(ptr)->abort(
           make_error(errc::shutdown, "listener stopped"));
@@ -231,9 +233,9 @@ public:
         return;
       }
       drain_done_ = std::move(done);
+      if (rt_)
+        open = rt_->owned_by(tag);
     }
-    if (rt_)
-      open = rt_->owned_by(tag);
     for (auto& ptr : open)
       transport::from(ptr)->notify_drain();
     auto timer = std::make_shared<asio::steady_timer>(*loop_);
@@ -534,9 +536,9 @@ private:
         return;
       done = std::move(drain_done_);
       drain_done_ = nullptr;
+      if (rt_)
+        left = rt_->owned_by(tag);
     }
-    if (rt_)
-      left = rt_->owned_by(tag);
     if (drain_timer_) {
       drain_timer_->cancel();
       drain_timer_ = nullptr;
