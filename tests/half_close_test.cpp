@@ -1,6 +1,10 @@
 // Half-close: the peer's FIN as its own event while we keep writing, and
 // ending our own write side while we keep reading.
 
+#include <mutex>
+#include <set>
+#include <vector>
+
 #include <sys/socket.h>
 
 #include "fixtures.hpp"
@@ -24,6 +28,14 @@ connect_handler answer_at_end(caf::actor sink) {
         conn.close();
         return bytes{};
       });
+}
+
+/// The library's echo, given its connection.
+connect_handler echo_handler_with_caller() {
+  return [](caf::event_based_actor*,
+            const caller& conn) -> caf::expected<service> {
+    return echo_service(conn);
+  };
 }
 
 } // namespace
@@ -143,6 +155,47 @@ BOOST_AUTO_TEST_CASE(half_close_over_tls) {
   BOOST_TEST_REQUIRE(log.collect_exits(self, 1));
   auto id = log.by_id.begin()->first;
   BOOST_TEST(log.render(id) == "open bytes bytes closed exit");
+}
+
+BOOST_AUTO_TEST_CASE(echo_service_closes_once_a_half_closing_peer_ended) {
+  listener_config lc;
+  lc.connection.half_close = true;
+  auto l = listen(echo_handler_with_caller(), lc);
+  auto s = connect_blocking(l.port());
+  auto res = pump(s, "abc", 3, true);
+  BOOST_TEST(res.in == "abc");
+  // Without the close the half-closed connection would stay open.
+  auto rest = read_to_end(s, 5s);
+  BOOST_TEST(rest.eof);
+  BOOST_TEST(!rest.timed_out);
+}
+
+// The shared behavior is what keeps an idle echo connection 152 bytes
+// smaller; a half-closing one needs its own, which captures its caller.
+BOOST_AUTO_TEST_CASE(echo_service_shares_its_behavior_unless_half_closing) {
+  for (bool half : {false, true}) {
+    std::mutex mtx;
+    std::set<const void*> impls;
+    listener_config lc;
+    lc.connection.half_close = half;
+    auto l = listen(
+        [&](caf::event_based_actor*,
+            const caller& conn) -> caf::expected<service> {
+          auto svc = echo_service(conn);
+          std::lock_guard<std::mutex> guard{mtx};
+          impls.insert(svc.unbox().as_behavior_impl().get());
+          return svc;
+        },
+        lc);
+    std::vector<raw_socket> socks;
+    for (int i = 0; i < 3; ++i)
+      socks.push_back(connect_blocking(l.port()));
+    // An echo means that connection's handler has run.
+    for (auto& s : socks)
+      BOOST_TEST_REQUIRE(pump(s, "x", 1).in == "x");
+    std::lock_guard<std::mutex> guard{mtx};
+    BOOST_TEST(impls.size() == (half ? 3u : 1u), "half_close=" << half);
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -100,6 +100,7 @@ public:
   /// "host:port" of the peer, for messages: the address once connected,
   /// before that (a client) the host and port it was asked to reach.
   std::string peer() const;
+  const connection_config& config() const noexcept { return *cfg_; }
   /// What the TLS handshake agreed on; empty for plain TCP. Fixed before
   /// the target sees the connection.
   const tls_info& tls() const noexcept;

@@ -23,7 +23,10 @@ using service_actor = caf::typed_actor<caf::replies_to<bytes>::with<bytes>,
                                        caf::reacts_to<error_atom, caf::error>,
                                        caf::reacts_to<closed_atom>>;
 
-/// The behavior a connect handler returns for one connection.
+/// The behavior a connect handler returns for one connection. A service that
+/// keeps no per-connection state (no captures that differ per connection)
+/// can be built once and returned for every connection: copies share their
+/// handlers, and each connection still has its own actor and mailbox.
 using service = service_actor::behavior_type;
 
 /// Handle to a connection actor. Besides the service's messages, any actor
@@ -40,8 +43,10 @@ using connection_actor =
 using connect_handler = std::function<caf::expected<service>(
     caf::event_based_actor* self, const caller& conn)>;
 
-/// A service that writes every chunk back. Given its connection, it also
-/// closes once a half-closing peer ended (the empty chunk).
+/// A service that writes every chunk back. Given a half-closing connection
+/// (`connection_config::half_close`), it also closes once the peer ended
+/// (the empty chunk); for any other connection it returns one behavior
+/// shared by all of them.
 service echo_service(caller conn = {});
 
 } // namespace tcpactor
