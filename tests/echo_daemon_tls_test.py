@@ -286,6 +286,21 @@ class EchoDaemonTlsTest(DaemonTestCase):
 
         self.run_clients(20, client)
 
+    def test_a_tiny_receive_window_gets_every_byte_in_order(self):
+        # The server sends a record straight from OpenSSL's buffer when
+        # nothing is queued. A 4 KiB receive buffer makes many of those sends
+        # partial; their rest and the records after them must queue in order.
+        _, port = self.start_tls()
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.settimeout(IO_TIMEOUT)
+        raw.connect(("127.0.0.1", port))
+        sock = self.client_context().wrap_socket(
+            raw, server_hostname="localhost")
+        self.addCleanup(sock.close)
+        payload = os.urandom(4 << 20)
+        self.assertEqual(self.echo_bulk(sock, payload), payload)
+
     def test_close_notify_is_answered_with_close_notify(self):
         d, port = self.start_tls()
         for version in [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3]:

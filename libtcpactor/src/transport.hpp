@@ -183,6 +183,7 @@ public:
 
 private:
   friend class timeouts;
+  friend struct tls_bio;      // calls tls_out_locked
   friend class runtime::impl; // the registry links
   struct ack;
 
@@ -234,8 +235,10 @@ private:
   void read_tls();
   /// Queues the encryption of `data`. Requires `mtx_`.
   bool tls_encrypt_locked(const bytes& data);
-  /// Moves what OpenSSL wrote into the write queue. Requires `mtx_`.
-  void tls_drain_locked();
+  /// OpenSSL's write BIO: sends one piece of ciphertext at once if nothing
+  /// is queued, else (or what the kernel did not take) queues it. Called
+  /// inside SSL_* calls, so it requires `mtx_` like them.
+  void tls_out_locked(const char* data, std::size_t n);
   /// Sends close_notify unless sent. Requires `mtx_`.
   void tls_shutdown_locked();
   /// Frees the OpenSSL state; returns the acks of unsent early writes.
@@ -386,6 +389,7 @@ struct transport::tls_state {
   SSL* ssl = nullptr;
   bool ready = false; // handshake done: writes encrypt directly
   bool close_notify_sent = false;
+  bool more = false; // the record being sealed is not a write's last
   // Writes made before the handshake finished, in order, with their acks.
   struct early_write {
     bytes data;

@@ -1,4 +1,5 @@
-// The TLS layer of a transport: OpenSSL works on memory BIOs, so the socket
+// The TLS layer of a transport: OpenSSL reads from a memory BIO and writes
+// through our own BIO into the plain path's send-or-queue, so the socket
 // calls, flow control and write queue of the plain path stay as they are. The
 // write queue carries ciphertext; the reader decrypts before it delivers.
 //
@@ -22,8 +23,8 @@ namespace tcpactor {
 
 namespace {
 
-// One TLS record's plaintext at most per SSL_write, so the write BIO never
-// holds more than about one record, however large the write.
+// One TLS record's plaintext at most per SSL_write: each record leaves for
+// the socket as soon as it is sealed, however large the write.
 constexpr std::size_t max_record = 16 * 1024;
 
 // Most handshake bytes read from the socket in one go: a certificate chain
@@ -34,6 +35,71 @@ constexpr int max_reads_per_turn = 16;
 
 } // namespace
 
+/// The write BIO. A memory BIO would cost two copies of every record (into
+/// the BIO, out into the queue) and a zero-fill; this one hands OpenSSL's
+/// record buffer straight to send(), and copies only what the kernel does
+/// not take. It always takes everything: the queue has its own bound.
+struct tls_bio {
+  static BIO_METHOD* method() {
+    static BIO_METHOD* m = [] {
+      auto x = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+                            "tcpactor write queue");
+      BIO_meth_set_write_ex(x, write_ex);
+      BIO_meth_set_ctrl(x, ctrl);
+      BIO_meth_set_create(x, [](BIO* b) {
+        BIO_set_init(b, 1);
+        return 1;
+      });
+      return x;
+    }();
+    return m;
+  }
+
+  static BIO* make(transport* t) {
+    auto b = BIO_new(method());
+    if (b)
+      BIO_set_data(b, t);
+    return b;
+  }
+
+  static int write_ex(BIO* b, const char* data, std::size_t n,
+                      std::size_t* written) {
+    static_cast<transport*>(BIO_get_data(b))->tls_out_locked(data, n);
+    *written = n;
+    return 1;
+  }
+
+  static long ctrl(BIO*, int cmd, long, void*) {
+    // OpenSSL flushes after each handshake flight; nothing is buffered here.
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+  }
+};
+
+void transport::tls_out_locked(const char* data, std::size_t n) {
+  std::size_t sent = 0;
+  // A record with more to follow is queued, so that a large write leaves in
+  // one sendmsg: a send per record cost more than the copy it saves.
+  if (!tls_->more && wq_.empty() && connected_ && !write_armed_) {
+    while (sent < n) {
+      auto r = ::send(fd_, data + sent, n - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (r > 0)
+        sent += static_cast<std::size_t>(r);
+      else if (r < 0 && errno == EINTR)
+        continue;
+      else
+        break; // EAGAIN, or an error the next flush reports again
+    }
+  }
+  if (rare_) {
+    rare_->queued_total += n;
+    rare_->written_total += sent;
+  }
+  if (sent == n)
+    return;
+  wq_.push_back(bytes{data + sent, n - sent});
+  wq_bytes_ += n - sent;
+}
+
 const tls_info& transport::tls() const noexcept {
   static const tls_info plain;
   return tls_ ? tls_->info : plain;
@@ -43,7 +109,7 @@ void transport::use_tls(std::shared_ptr<tls_context> ctx, SSL* ssl,
                         std::chrono::milliseconds handshake_timeout) {
   // OpenSSL holds no buffers for an idle connection this way.
   SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
-  SSL_set_bio(ssl, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
+  SSL_set_bio(ssl, BIO_new(BIO_s_mem()), tls_bio::make(this));
   tls_ = std::make_unique<tls_state>();
   tls_->ctx = std::move(ctx);
   tls_->ssl = ssl;
@@ -160,8 +226,8 @@ void transport::handshake_step(std::vector<char> in) {
       }
       tls_->early_bytes = 0;
     }
-    // Our next flight, or the alert that tells the peer why we give up.
-    tls_drain_locked();
+    // Our next flight, or the alert that tells the peer why we give up, went
+    // out through the write BIO; what the kernel did not take is queued.
     io_err = push_locked(arm);
     take_acks_locked(done);
   }
@@ -236,8 +302,7 @@ void transport::read_tls() {
           why = tls_context::last_error(tls_->ssl);
         break;
       }
-      // Reading may answer the peer (a key update) or store a ticket.
-      tls_drain_locked();
+      // Reading may have answered the peer (a key update).
       io_err = push_locked(arm);
     }
     if (arm)
@@ -292,27 +357,17 @@ void transport::read_tls() {
 
 bool transport::tls_encrypt_locked(const bytes& data) {
   auto ssl = tls_->ssl;
-  for (std::size_t pos = 0; pos < data.size();) {
+  std::size_t pos = 0;
+  while (pos < data.size()) {
     auto len = std::min(data.size() - pos, max_record);
+    tls_->more = pos + len < data.size();
     auto r = SSL_write(ssl, data.data() + pos, static_cast<int>(len));
     if (r <= 0)
-      return false;
+      break;
     pos += static_cast<std::size_t>(r);
-    tls_drain_locked();
   }
-  return true;
-}
-
-void transport::tls_drain_locked() {
-  auto wbio = SSL_get_wbio(tls_->ssl);
-  auto n = BIO_ctrl_pending(wbio);
-  if (n == 0)
-    return;
-  wq_.push_back(bytes::make(
-      n, [&](char* out) { BIO_read(wbio, out, static_cast<int>(n)); }));
-  wq_bytes_ += n;
-  if (rare_)
-    rare_->queued_total += n;
+  tls_->more = false;
+  return pos == data.size();
 }
 
 void transport::tls_shutdown_locked() {
@@ -322,7 +377,6 @@ void transport::tls_shutdown_locked() {
   ERR_clear_error();
   SSL_shutdown(tls_->ssl);
   ERR_clear_error();
-  tls_drain_locked();
 }
 
 void transport::tls_release_locked(ring<ack>& acks) {
