@@ -1,5 +1,7 @@
 #include "tcpactor/bytes.hpp"
 
+#include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,18 @@ BOOST_AUTO_TEST_CASE(default_bytes_are_empty) {
   BOOST_TEST(x.view().empty());
   BOOST_TEST(x.to_string().empty());
   BOOST_TEST((begin(x) == end(x)));
+}
+
+BOOST_AUTO_TEST_CASE(adopt_shares_the_buffer_without_a_copy) {
+  std::shared_ptr<char[]> buf{new char[8]};
+  std::memcpy(buf.get(), "abcdefgh", 8);
+  auto x = bytes::adopt(buf, 3);
+  BOOST_TEST(static_cast<const void*>(x.data()) == buf.get());
+  BOOST_TEST(x.to_string() == "abc");
+  buf.reset(); // the chunk keeps the buffer alive
+  BOOST_TEST(x.to_string() == "abc");
+  BOOST_TEST(bytes::adopt(std::shared_ptr<char[]>{new char[1]}, 0).empty());
+  BOOST_TEST(bytes::adopt(nullptr, 4).empty());
 }
 
 BOOST_AUTO_TEST_CASE(constructors_copy_the_source) {

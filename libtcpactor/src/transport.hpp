@@ -216,8 +216,9 @@ private:
   void on_eof(caf::error reason);
   /// I/O loop: the queue is flushed; sends FIN (half-close).
   void shut_write_side();
-  /// Sends one chunk to the target; true if reading must now pause.
-  bool deliver_chunk(bytes chunk);
+  /// Sends one chunk to the target; true if reading must now pause. Flow
+  /// control counts `held`, the memory the chunk keeps, not its size.
+  bool deliver_chunk(bytes chunk, std::size_t held);
 
   // -- TLS layer (transport_tls.cpp) ------------------------------------------
 

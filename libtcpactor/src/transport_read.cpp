@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <vector>
 
+#include "read_buffer.hpp"
 #include "transport.hpp"
 
 namespace tcpactor {
@@ -23,22 +24,27 @@ void transport::read_some() {
     read_tls();
     return;
   }
-  // One scratch buffer per I/O thread: an idle connection holds no read
-  // buffer, and each chunk is copied once into a buffer of its exact size.
-  thread_local std::vector<char> scratch;
-  if (scratch.size() < cfg_->read_chunk)
-    scratch.resize(cfg_->read_chunk);
+  // One read buffer per I/O thread: an idle connection holds none.
+  thread_local read_buffer pooled;
+  thread_local std::vector<char> scratch; // for a read_chunk above the pool's
+  auto cap = cfg_->read_chunk;
+  bool pool = cap <= read_buffer::block_size;
+  if (!pool && scratch.size() < cap)
+    scratch.resize(cap);
   for (int i = 0; i < max_reads_per_turn; ++i) {
-    auto n = ::recv(fd_, scratch.data(), cfg_->read_chunk, MSG_DONTWAIT);
+    auto n =
+        ::recv(fd_, pool ? pooled.data() : scratch.data(), cap, MSG_DONTWAIT);
     if (n > 0) {
       any_read_ = true;
       last_read_ = timeouts::now();
       auto len = static_cast<std::size_t>(n);
-      if (deliver_chunk(bytes{scratch.data(), len})) {
+      std::size_t held = len;
+      auto chunk = pool ? pooled.take(len, held) : bytes{scratch.data(), len};
+      if (deliver_chunk(std::move(chunk), held)) {
         // Whoever brings the counters back below the low marks resumes us.
         return;
       }
-      if (len < cfg_->read_chunk) {
+      if (len < cap) {
         // A short read drained the socket. Waiting now is safe without the
         // extra recv() that would say EAGAIN: Asio re-arms the descriptor
         // with EPOLL_CTL_MOD for every wait, which reports data that is
@@ -87,13 +93,13 @@ void transport::arm_read() {
                       });
 }
 
-bool transport::deliver_chunk(bytes chunk) {
+bool transport::deliver_chunk(bytes chunk, std::size_t held) {
   auto rid = ++last_request_;
   bool pause;
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    pending_.push_back({rid, chunk.size()});
-    pending_bytes_ += chunk.size();
+    pending_.push_back({rid, held});
+    pending_bytes_ += held;
     pause = read_paused_ = must_pause_locked();
   }
   // A request, so the handler's reply comes back to enqueue() and is written.
@@ -111,7 +117,7 @@ void transport::on_eof(caf::error reason) {
   if (cfg_->half_close && !reason && !write_shut_) {
     // The peer is done sending, we are not: an empty chunk says so, and its
     // reply (if any) is written like any other.
-    deliver_chunk(bytes{});
+    deliver_chunk(bytes{}, 0);
     return;
   }
   bool now;

@@ -16,6 +16,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "read_buffer.hpp"
 #include "tls_context.hpp"
 #include "transport.hpp"
 
@@ -270,16 +271,19 @@ void transport::on_handshake_step(int rc, int ssl_err, int io_err, bool arm,
 
 void transport::read_tls() {
   thread_local std::vector<char> wire;
-  thread_local std::vector<char> plain;
+  thread_local read_buffer pooled;
+  thread_local std::vector<char> scratch; // for a read_chunk above the pool's
   auto cap = cfg_->read_chunk;
+  bool pool = cap <= read_buffer::block_size;
   if (wire.size() < cap)
     wire.resize(cap);
-  if (plain.size() < cap)
-    plain.resize(cap);
+  if (!pool && scratch.size() < cap)
+    scratch.resize(cap);
   bool drained = false; // the last recv emptied the socket
   for (int i = 0; i < max_reads_per_turn; ++i) {
     // Plaintext OpenSSL already holds goes first: it may be left from the
     // handshake's last flight or from before a pause.
+    auto plain = pool ? pooled.data() : scratch.data();
     std::size_t n = 0;
     int status = SSL_ERROR_NONE;
     std::string why;
@@ -291,7 +295,7 @@ void transport::read_tls() {
         return;
       ERR_clear_error();
       while (n < cap) {
-        auto r = SSL_read(tls_->ssl, plain.data() + n,
+        auto r = SSL_read(tls_->ssl, plain + n,
                           static_cast<int>(std::min(cap - n, max_record)));
         if (r > 0) {
           n += static_cast<std::size_t>(r);
@@ -312,7 +316,9 @@ void transport::read_tls() {
       return;
     }
     if (n > 0) {
-      if (deliver_chunk(bytes{plain.data(), n}))
+      std::size_t held = n;
+      auto chunk = pool ? pooled.take(n, held) : bytes{plain, n};
+      if (deliver_chunk(std::move(chunk), held))
         return; // paused; whoever drains the actor resumes us
       // One chunk's decryption per turn: the loop's other sockets go
       // next. What OpenSSL holds (or the socket) is read on our next turn.

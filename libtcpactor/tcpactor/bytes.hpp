@@ -53,6 +53,17 @@ public:
     return result;
   }
 
+  /// Shares the first `n` bytes of `buf` without copying them. Nobody may
+  /// write to them afterwards; the buffer is released with the last copy.
+  static bytes adopt(std::shared_ptr<char[]> buf, std::size_t n) noexcept {
+    bytes result;
+    if (n == 0 || !buf)
+      return result;
+    result.buf_ = std::move(buf);
+    result.size_ = n;
+    return result;
+  }
+
   const char* data() const noexcept { return buf_.get(); }
   std::size_t size() const noexcept { return size_; }
   bool empty() const noexcept { return size_ == 0; }

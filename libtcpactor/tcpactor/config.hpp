@@ -26,7 +26,9 @@ struct runtime_config {
 struct connection_config {
   /// Largest chunk one read delivers as one `bytes` message.
   std::size_t read_chunk = 64 * 1024;
-  /// Reading pauses while the actor holds more unprocessed bytes than this...
+  /// Reading pauses while the actor holds more unprocessed bytes than this
+  /// (counted as the memory their chunks keep: a chunk of 48 KiB or more
+  /// shares the 64 KiB block it was read into instead of a copy)...
   std::size_t max_unprocessed_bytes = 1024 * 1024;
   /// ...or more unprocessed chunks than this; it resumes below half of both.
   std::size_t max_unprocessed_chunks = 64;
