@@ -248,6 +248,23 @@ BOOST_AUTO_TEST_CASE(sixteen_mib_with_checksum) {
   BOOST_TEST(got.value == sent.value);
 }
 
+// A 512-byte read_chunk (the least) stops each round of SSL_read with received records
+// left over: the read BIO must keep them, in order, for the next round.
+BOOST_AUTO_TEST_CASE(small_read_chunks_keep_what_openssl_left_unread) {
+  listener_config lc;
+  lc.tls = server_tls();
+  lc.connection.read_chunk = 512;
+  auto l = listen(echo_handler(), lc);
+  auto c = connect_tls(l.port());
+  std::string sent;
+  for (std::size_t i = 0; i < 40; ++i) {
+    auto piece = posix::pattern(i * 997, 997);
+    sent += piece;
+    BOOST_TEST_REQUIRE(!c.write_bytes(bytes{piece}));
+  }
+  BOOST_TEST(read_exactly(c, sent.size()) == sent);
+}
+
 BOOST_AUTO_TEST_CASE(clean_close_sends_close_notify) {
   // The server closes after its reply; the client must see an orderly end,
   // not a truncation.

@@ -391,6 +391,15 @@ struct transport::tls_state {
   bool ready = false; // handshake done: writes encrypt directly
   bool close_notify_sent = false;
   bool more = false; // the record being sealed is not a write's last
+  // What the read BIO gives OpenSSL: the loop's last recv, lent for one
+  // round of SSL_read, after what OpenSSL left of earlier ones (or a
+  // handshake step's input), which is kept here.
+  struct input {
+    const char* lent = nullptr;
+    std::size_t lent_size = 0;
+    std::vector<char> kept;
+    std::size_t kept_pos = 0;
+  } in;
   // Writes made before the handshake finished, in order, with their acks.
   struct early_write {
     bytes data;

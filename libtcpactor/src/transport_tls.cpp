@@ -1,14 +1,17 @@
-// The TLS layer of a transport: OpenSSL reads from a memory BIO and writes
-// through our own BIO into the plain path's send-or-queue, so the socket
-// calls, flow control and write queue of the plain path stay as they are. The
-// write queue carries ciphertext; the reader decrypts before it delivers.
+// The TLS layer of a transport: OpenSSL reads the loop's received bytes in
+// place and writes through our own BIO into the plain path's send-or-queue
+// (tls_bio below), so the socket calls, flow control and write queue of the
+// plain path stay as they are. The write queue carries ciphertext; the
+// reader decrypts before it delivers.
 //
 // Threads: handshake steps (the expensive public-key work) run on the
 // runtime's crypto threads, never on an I/O loop; record encryption runs on
 // the writer's thread and decryption on the loop, one record at a time. The
 // SSL object is guarded by mtx_.
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <sys/socket.h>
 #include <vector>
 
@@ -36,31 +39,71 @@ constexpr int max_reads_per_turn = 16;
 
 } // namespace
 
-/// The write BIO. A memory BIO would cost two copies of every record (into
-/// the BIO, out into the queue) and a zero-fill; this one hands OpenSSL's
-/// record buffer straight to send(), and copies only what the kernel does
-/// not take. It always takes everything: the queue has its own bound.
+/// The two BIOs. Memory BIOs cost two copies of every record each way (into
+/// the BIO, then out of it) plus a zero-fill of the BIO's buffer.
+///
+/// The write BIO hands OpenSSL's record buffer straight to send(), and
+/// copies only what the kernel does not take. It always takes everything:
+/// the queue has its own bound.
+///
+/// The read BIO gives OpenSSL the bytes of the loop's last recv in place;
+/// only what OpenSSL leaves of them (when the plaintext buffer fills first)
+/// is copied, into the connection's own `kept` buffer.
 struct tls_bio {
-  static BIO_METHOD* method() {
+  using input = transport::tls_state::input;
+
+  static BIO* make_writer(transport* t) {
     static BIO_METHOD* m = [] {
       auto x = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
                             "tcpactor write queue");
       BIO_meth_set_write_ex(x, write_ex);
       BIO_meth_set_ctrl(x, ctrl);
-      BIO_meth_set_create(x, [](BIO* b) {
-        BIO_set_init(b, 1);
-        return 1;
-      });
+      BIO_meth_set_create(x, init);
       return x;
     }();
-    return m;
+    return make(m, t);
   }
 
-  static BIO* make(transport* t) {
-    auto b = BIO_new(method());
+  static BIO* make_reader(input* in) {
+    static BIO_METHOD* m = [] {
+      auto x = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+                            "tcpactor received bytes");
+      BIO_meth_set_read_ex(x, read_ex);
+      BIO_meth_set_ctrl(x, ctrl);
+      BIO_meth_set_create(x, init);
+      return x;
+    }();
+    return make(m, in);
+  }
+
+  static void lend(input& in, const char* data, std::size_t n) {
+    in.lent = data;
+    in.lent_size = n;
+  }
+
+  /// Before the lent bytes go away: keeps what OpenSSL did not read.
+  static void keep_rest(input& in) {
+    if (in.lent_size > 0)
+      append(in, in.lent, in.lent_size);
+    in.lent = nullptr;
+    in.lent_size = 0;
+  }
+
+  static void append(input& in, const char* data, std::size_t n) {
+    in.kept.insert(in.kept.end(), data, data + n);
+  }
+
+private:
+  static BIO* make(BIO_METHOD* m, void* data) {
+    auto b = BIO_new(m);
     if (b)
-      BIO_set_data(b, t);
+      BIO_set_data(b, data);
     return b;
+  }
+
+  static int init(BIO* b) {
+    BIO_set_init(b, 1);
+    return 1;
   }
 
   static int write_ex(BIO* b, const char* data, std::size_t n,
@@ -68,6 +111,33 @@ struct tls_bio {
     static_cast<transport*>(BIO_get_data(b))->tls_out_locked(data, n);
     *written = n;
     return 1;
+  }
+
+  static int read_ex(BIO* b, char* out, std::size_t len,
+                     std::size_t* readbytes) {
+    auto& in = *static_cast<input*>(BIO_get_data(b));
+    BIO_clear_retry_flags(b);
+    std::size_t n = 0;
+    if (in.kept_pos < in.kept.size()) {
+      n = std::min(len, in.kept.size() - in.kept_pos);
+      std::memcpy(out, in.kept.data() + in.kept_pos, n);
+      in.kept_pos += n;
+      if (in.kept_pos == in.kept.size()) {
+        // Served: an idle connection keeps no buffer.
+        std::vector<char>{}.swap(in.kept);
+        in.kept_pos = 0;
+      }
+    } else if (in.lent_size > 0) {
+      n = std::min(len, in.lent_size);
+      std::memcpy(out, in.lent, n);
+      in.lent += n;
+      in.lent_size -= n;
+    }
+    *readbytes = n;
+    if (n > 0)
+      return 1;
+    BIO_set_retry_read(b); // more comes with the next recv
+    return 0;
   }
 
   static long ctrl(BIO*, int cmd, long, void*) {
@@ -110,8 +180,8 @@ void transport::use_tls(std::shared_ptr<tls_context> ctx, SSL* ssl,
                         std::chrono::milliseconds handshake_timeout) {
   // OpenSSL holds no buffers for an idle connection this way.
   SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
-  SSL_set_bio(ssl, BIO_new(BIO_s_mem()), tls_bio::make(this));
   tls_ = std::make_unique<tls_state>();
+  SSL_set_bio(ssl, tls_bio::make_reader(&tls_->in), tls_bio::make_writer(this));
   tls_->ctx = std::move(ctx);
   tls_->ssl = ssl;
   tls_->handshake_timeout = handshake_timeout;
@@ -204,8 +274,7 @@ void transport::handshake_step(std::vector<char> in) {
     if (finished_ || !tls_ || !tls_->ssl)
       return;
     auto ssl = tls_->ssl;
-    if (!in.empty())
-      BIO_write(SSL_get_rbio(ssl), in.data(), static_cast<int>(in.size()));
+    tls_bio::append(tls_->in, in.data(), in.size());
     ERR_clear_error();
     rc = SSL_do_handshake(ssl);
     if (rc != 1) {
@@ -306,6 +375,8 @@ void transport::read_tls() {
           why = tls_context::last_error(tls_->ssl);
         break;
       }
+      // The next recv reuses the loop's buffer.
+      tls_bio::keep_rest(tls_->in);
       // Reading may have answered the peer (a key update).
       io_err = push_locked(arm);
     }
@@ -344,7 +415,8 @@ void transport::read_tls() {
       std::lock_guard<std::mutex> guard{mtx_};
       if (!tls_->ssl)
         return;
-      BIO_write(SSL_get_rbio(tls_->ssl), wire.data(), static_cast<int>(got));
+      // Decrypted in place by the SSL_read round at the top of the loop.
+      tls_bio::lend(tls_->in, wire.data(), static_cast<std::size_t>(got));
       drained = static_cast<std::size_t>(got) < cap;
       continue;
     }
