@@ -248,8 +248,8 @@ BOOST_AUTO_TEST_CASE(sixteen_mib_with_checksum) {
   BOOST_TEST(got.value == sent.value);
 }
 
-// A 512-byte read_chunk (the least) stops each round of SSL_read with received records
-// left over: the read BIO must keep them, in order, for the next round.
+// A 512-byte read_chunk (the least) stops each round of SSL_read with received
+// records left over: the read BIO must keep them, in order, for the next round.
 BOOST_AUTO_TEST_CASE(small_read_chunks_keep_what_openssl_left_unread) {
   listener_config lc;
   lc.tls = server_tls();

@@ -53,26 +53,16 @@ struct tls_bio {
   using input = transport::tls_state::input;
 
   static BIO* make_writer(transport* t) {
-    static BIO_METHOD* m = [] {
-      auto x = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
-                            "tcpactor write queue");
+    static BIO_METHOD* m = new_method("tcpactor write queue", [](auto x) {
       BIO_meth_set_write_ex(x, write_ex);
-      BIO_meth_set_ctrl(x, ctrl);
-      BIO_meth_set_create(x, init);
-      return x;
-    }();
+    });
     return make(m, t);
   }
 
   static BIO* make_reader(input* in) {
-    static BIO_METHOD* m = [] {
-      auto x = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
-                            "tcpactor received bytes");
+    static BIO_METHOD* m = new_method("tcpactor received bytes", [](auto x) {
       BIO_meth_set_read_ex(x, read_ex);
-      BIO_meth_set_ctrl(x, ctrl);
-      BIO_meth_set_create(x, init);
-      return x;
-    }();
+    });
     return make(m, in);
   }
 
@@ -94,6 +84,15 @@ struct tls_bio {
   }
 
 private:
+  template <class F>
+  static BIO_METHOD* new_method(const char* name, F set_io) {
+    auto x = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, name);
+    set_io(x);
+    BIO_meth_set_ctrl(x, ctrl);
+    BIO_meth_set_create(x, init);
+    return x;
+  }
+
   static BIO* make(BIO_METHOD* m, void* data) {
     auto b = BIO_new(m);
     if (b)
