@@ -53,17 +53,29 @@ std::shared_ptr<char[]> take_block() {
 
 } // namespace
 
-char* read_buffer::data() {
+read_buffer& read_buffer::local() {
+  thread_local read_buffer buf;
+  return buf;
+}
+
+char* read_buffer::data(std::size_t cap) {
+  use_large_ = cap > block_size;
+  if (use_large_) {
+    if (large_.size() < cap)
+      large_.resize(cap);
+    return large_.data();
+  }
   if (!block_)
     block_ = take_block();
   return block_.get();
 }
 
 bytes read_buffer::take(std::size_t n, std::size_t& held) {
-  if (n < adopt_min) {
-    held = n;
+  held = n;
+  if (use_large_)
+    return bytes{large_.data(), n};
+  if (n < adopt_min)
     return bytes{block_.get(), n};
-  }
   held = block_size;
   return bytes::adopt(std::move(block_), n);
 }

@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <vector>
 
 #include "tcpactor/bytes.hpp"
 
@@ -15,28 +16,36 @@ namespace tcpactor {
 /// CPU in the stream benchmark. A small read is copied into a chunk of its
 /// exact size and the block stays, so small messages hold no large block.
 ///
-/// One per I/O thread (thread_local), so no locking but the pool's.
+/// A read_chunk above the block size is read into a plain buffer of that
+/// size and always copied.
 class read_buffer {
 public:
-  /// Size of a pooled block. Reads of up to this many bytes use the pool.
+  /// Size of a pooled block.
   static constexpr std::size_t block_size = 64 * 1024;
 
   /// Chunks at least this large take the block (it holds at most a third
   /// more than the chunk); smaller ones are copied.
   static constexpr std::size_t adopt_min = block_size / 4 * 3;
 
-  /// Where to read up to `cap` bytes (at most `block_size`).
-  char* data();
+  /// Free blocks the pool keeps at most; more are returned to malloc.
+  static constexpr std::size_t max_pooled = 64;
+
+  /// The calling thread's buffer: one per I/O thread, shared by its plain
+  /// and TLS connections (their reads never overlap), so an idle connection
+  /// holds none and only the pool is locked.
+  static read_buffer& local();
+
+  /// Where to read up to `cap` bytes.
+  char* data(std::size_t cap);
 
   /// The chunk for the `n` bytes just read into data(), and the bytes that
   /// chunk keeps allocated (for flow control).
   bytes take(std::size_t n, std::size_t& held);
 
-  /// Free blocks the pool keeps at most; more are returned to malloc.
-  static constexpr std::size_t max_pooled = 64;
-
 private:
   std::shared_ptr<char[]> block_;
+  std::vector<char> large_; // for a cap above block_size
+  bool use_large_ = false;
 };
 
 } // namespace tcpactor

@@ -24,22 +24,16 @@ void transport::read_some() {
     read_tls();
     return;
   }
-  // One read buffer per I/O thread: an idle connection holds none.
-  thread_local read_buffer pooled;
-  thread_local std::vector<char> scratch; // for a read_chunk above the pool's
+  auto& buf = read_buffer::local();
   auto cap = cfg_->read_chunk;
-  bool pool = cap <= read_buffer::block_size;
-  if (!pool && scratch.size() < cap)
-    scratch.resize(cap);
   for (int i = 0; i < max_reads_per_turn; ++i) {
-    auto n =
-        ::recv(fd_, pool ? pooled.data() : scratch.data(), cap, MSG_DONTWAIT);
+    auto n = ::recv(fd_, buf.data(cap), cap, MSG_DONTWAIT);
     if (n > 0) {
       any_read_ = true;
       last_read_ = timeouts::now();
       auto len = static_cast<std::size_t>(n);
-      std::size_t held = len;
-      auto chunk = pool ? pooled.take(len, held) : bytes{scratch.data(), len};
+      std::size_t held = 0;
+      auto chunk = buf.take(len, held);
       if (deliver_chunk(std::move(chunk), held)) {
         // Whoever brings the counters back below the low marks resumes us.
         return;

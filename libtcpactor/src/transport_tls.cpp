@@ -339,19 +339,15 @@ void transport::on_handshake_step(int rc, int ssl_err, int io_err, bool arm,
 
 void transport::read_tls() {
   thread_local std::vector<char> wire;
-  thread_local read_buffer pooled;
-  thread_local std::vector<char> scratch; // for a read_chunk above the pool's
+  auto& buf = read_buffer::local();
   auto cap = cfg_->read_chunk;
-  bool pool = cap <= read_buffer::block_size;
   if (wire.size() < cap)
     wire.resize(cap);
-  if (!pool && scratch.size() < cap)
-    scratch.resize(cap);
   bool drained = false; // the last recv emptied the socket
   for (int i = 0; i < max_reads_per_turn; ++i) {
     // Plaintext OpenSSL already holds goes first: it may be left from the
     // handshake's last flight or from before a pause.
-    auto plain = pool ? pooled.data() : scratch.data();
+    auto plain = buf.data(cap);
     std::size_t n = 0;
     int status = SSL_ERROR_NONE;
     std::string why;
@@ -386,8 +382,8 @@ void transport::read_tls() {
       return;
     }
     if (n > 0) {
-      std::size_t held = n;
-      auto chunk = pool ? pooled.take(n, held) : bytes{plain, n};
+      std::size_t held = 0;
+      auto chunk = buf.take(n, held);
       if (deliver_chunk(std::move(chunk), held))
         return; // paused; whoever drains the actor resumes us
       // One chunk's decryption per turn: the loop's other sockets go
