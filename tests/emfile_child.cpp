@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
   auto spare = std::strtoul(argv[1], nullptr, 10);
   std::signal(SIGPIPE, SIG_IGN);
   caf::actor_system_config cfg;
-  tcpactor::add_error_category(cfg);
+  tcpactor::configure(cfg);
   cfg.set("scheduler.max-threads", 2);
   caf::actor_system sys{cfg};
   tcpactor::runtime_config rc;

@@ -46,7 +46,7 @@ inline std::string read_exactly(blocking_client& c, std::size_t n,
 /// runtime closes every socket before the system waits for its actors.
 struct runtime_fixture {
   static caf::actor_system_config& make_config(caf::actor_system_config& cfg) {
-    add_error_category(cfg);
+    configure(cfg);
     cfg.set("scheduler.max-threads", 2);
     return cfg;
   }

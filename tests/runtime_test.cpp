@@ -16,6 +16,29 @@ using namespace tcpactor::test;
 
 BOOST_FIXTURE_TEST_SUITE(runtime_tests, runtime_fixture)
 
+// CAF's default lets an idle worker sleep 50 us between polls, unwoken by
+// a socket's enqueue; the fixture's system is made by configure().
+BOOST_AUTO_TEST_CASE(configure_lets_idle_workers_poll_without_sleeping) {
+  using std::chrono::microseconds;
+  auto slept =
+      caf::get_or(sys.config(), "work-stealing.moderate-sleep-duration",
+                  caf::timespan{microseconds{50}});
+  BOOST_TEST(slept.count() == 0);
+  auto err = make_error(errc::idle_timeout, "127.0.0.1:1");
+  BOOST_TEST(sys.render(err).rfind("tcpactor.idle_timeout", 0) == 0,
+             sys.render(err));
+}
+
+BOOST_AUTO_TEST_CASE(configure_keeps_what_the_caller_set) {
+  using std::chrono::microseconds;
+  constexpr auto key = "work-stealing.moderate-sleep-duration";
+  caf::actor_system_config mine;
+  mine.set(key, caf::timespan{microseconds{20}});
+  configure(mine);
+  BOOST_TEST(caf::get_or(mine, key, caf::timespan{0}) ==
+             caf::timespan{microseconds{20}});
+}
+
 BOOST_AUTO_TEST_CASE(runtime_rejects_bad_io_thread_count) {
   runtime_config rc;
   rc.io_threads = 5000;

@@ -170,7 +170,7 @@ rlim_t raise_fd_limit() {
 int run(const tcpactor_echo::options& opts, const sigset_t& signals) {
   auto fd_limit = raise_fd_limit();
   caf::actor_system_config cfg;
-  tcpactor::add_error_category(cfg);
+  tcpactor::configure(cfg);
   cfg.set("scheduler.max-threads", opts.scheduler_threads);
   caf::actor_system sys{cfg};
   // Declared after `sys`, so it is destroyed first: the runtime closes every

@@ -9,6 +9,12 @@
 
 namespace tcpactor {
 
+/// Prepares the configuration a `caf::actor_system` for tcpactor is made
+/// from: adds tcpactor's error category (`add_error_category`) and tunes
+/// CAF's scheduler for actors that sockets wake, so that a chunk's actor
+/// starts at once. A setting `cfg` already holds is kept.
+void configure(caf::actor_system_config& cfg);
+
 /// Owns the I/O threads that drive every socket of one actor system.
 /// Declare it after the `caf::actor_system`: its destructor closes every
 /// connection and listener it still drives, lets their actors see `closed`,

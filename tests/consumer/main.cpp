@@ -77,7 +77,7 @@ caf::behavior greeter(caf::event_based_actor* self, caf::actor done) {
 int main() {
   // README: listener begin
   caf::actor_system_config cfg;
-  tcpactor::add_error_category(cfg);
+  tcpactor::configure(cfg);
   caf::actor_system sys{cfg};
   auto rt = tcpactor::runtime::make(sys); // I/O threads; declare after sys
   if (!rt)
