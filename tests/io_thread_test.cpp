@@ -22,13 +22,14 @@ std::string thread_name() {
   return buf;
 }
 
-/// Echoes and reports the name of the thread each chunk ran on.
+/// Echoes and reports the name of the thread each chunk ran on, and the
+/// chunk's size.
 connect_handler naming_echo(caf::actor sink) {
   return [sink](caf::event_based_actor* self,
                 const caller&) -> caf::expected<service> {
     return service{
         [self, sink](const bytes& in) {
-          self->send(sink, thread_atom::value, thread_name());
+          self->send(sink, thread_atom::value, thread_name(), in.size());
           return in;
         },
         [](error_atom, const caf::error&) {},
@@ -45,10 +46,15 @@ std::vector<std::string> echo_and_collect(recording_fixture& f, uint16_t port,
     auto msg = "ping " + std::to_string(i);
     auto res = pump(s, msg, msg.size());
     BOOST_TEST_REQUIRE(res.in == msg);
-    f.self->receive(
-        [&](thread_atom, std::string& name) { names.push_back(name); });
+    f.self->receive([&](thread_atom, std::string& name, std::size_t) {
+      names.push_back(name);
+    });
   }
   return names;
+}
+
+bool is_io(const std::string& name) {
+  return name.rfind("tcpactor-io-", 0) == 0u;
 }
 
 } // namespace
@@ -65,9 +71,6 @@ BOOST_AUTO_TEST_CASE(handlers_run_on_the_io_thread_when_asked) {
   // in it. From the first chunk the socket woke on its I/O thread on, every
   // chunk runs there: its reply is written in that turn, so the next chunk
   // finds the actor idle. Only a slow first turn (TSan) takes any at all.
-  auto is_io = [](const std::string& name) {
-    return name.rfind("tcpactor-io-", 0) == 0u;
-  };
   auto first = std::find_if(names.begin(), names.end(), is_io);
   BOOST_TEST_REQUIRE((first - names.begin()) < 10,
                      "first chunk on the I/O thread: #"
@@ -75,6 +78,36 @@ BOOST_AUTO_TEST_CASE(handlers_run_on_the_io_thread_when_asked) {
   for (auto i = first; i != names.end(); ++i)
     BOOST_TEST_REQUIRE(is_io(*i),
                        "chunk #" << (i - names.begin()) << " ran on " << *i);
+}
+
+// A large chunk's work (its reply's copy at least) outweighs the hop, and
+// on a worker it runs beside the loop's reads (stream 0.76 -> 0.95 of epoll).
+BOOST_AUTO_TEST_CASE(large_chunks_go_to_the_scheduler_even_when_asked) {
+  listener_config lc;
+  lc.connection.handlers_on_io_thread = true;
+  auto l = listen(naming_echo(sink()), lc);
+  auto s = connect_blocking(l.port());
+  const std::string msg(32 * 1024, 'x');
+  std::size_t large = 0;
+  for (int i = 0; i < 20; ++i) {
+    auto res = pump(s, msg, msg.size());
+    BOOST_TEST_REQUIRE(res.in == msg);
+    for (std::size_t seen = 0; seen < msg.size();) {
+      self->receive(
+          [&](thread_atom, std::string& name, std::size_t n) {
+            seen += n;
+            if (n > 4096) {
+              ++large;
+              BOOST_TEST_REQUIRE(!is_io(name),
+                                 "a " << n << " byte chunk ran on " << name);
+            }
+          },
+          caf::after(std::chrono::seconds(10)) >>
+              [&] { BOOST_FAIL("no report after " << seen << " bytes"); });
+    }
+  }
+  // Loopback hands 32 KiB sends over in few, large pieces.
+  BOOST_TEST(large > 0u);
 }
 
 BOOST_AUTO_TEST_CASE(handlers_run_on_the_scheduler_by_default) {

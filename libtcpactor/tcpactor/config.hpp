@@ -53,7 +53,9 @@ struct connection_config {
   /// socket wakes it, instead of on a scheduler thread: no thread hop per
   /// chunk (ping-pong throughput rises markedly; see README). Only for
   /// handlers that never block or compute long, since the loop's other
-  /// sockets wait meanwhile. Actors they message run there too.
+  /// sockets wait meanwhile. Actors they message run there too. A chunk
+  /// above 4 KiB still goes to a scheduler thread: its work outweighs the
+  /// hop, and runs beside the loop's reads.
   bool handlers_on_io_thread = false;
 
   // Per-phase timeouts, checked by the I/O loop (never reset by messages in
