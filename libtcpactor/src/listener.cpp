@@ -190,7 +190,8 @@ public:
   }
 
   /// Stops accepting (and with `immediate`, closes every connection); `done`
-  /// runs on the loop once the port is free again.
+  /// runs once the port is free again and, with `immediate`, every
+  /// connection has finished, so that the stop's reply means it is over.
   void stop(bool immediate, std::function<void()> done) {
     std::shared_ptr<tcp::acceptor> acc;
     std::vector<caf::strong_actor_ptr> open;
@@ -211,14 +212,29 @@ public:
     for (auto& ptr : open)
       transport::from(ptr)->abort(
           make_error(errc::shutdown, "listener stopped"));
-    asio::post(*loop_, [acc, done{std::move(done)}] {
+    asio::post(*loop_, [core = shared_from_this(), acc, immediate,
+                        done{std::move(done)}]() mutable {
       if (acc) {
         error_code ec;
         acc->close(ec);
       }
-      if (done)
+      if (done && immediate)
+        core->when_all_closed(std::move(done));
+      else if (done)
         done();
     });
+  }
+
+  /// Runs `done` once no connection of this listener is open.
+  void when_all_closed(std::function<void()> done) {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (open_ != 0) {
+        all_closed_.push_back(std::move(done));
+        return;
+      }
+    }
+    done();
   }
 
   /// Stops accepting, tells every connection, and calls `done` with the
@@ -562,10 +578,13 @@ private:
   void on_closed(transport& t, const caf::error& reason) {
     bool secured;
     bool drained = false;
+    std::vector<std::function<void()>> all_closed;
     {
       std::lock_guard<std::mutex> guard{mtx_};
       --open_;
       drained = drain_done_ && open_ == 0;
+      if (open_ == 0)
+        all_closed.swap(all_closed_);
       secured = handshaking_.erase(t.conn_id()) == 0;
       if (!secured)
         ++handshake_failed_;
@@ -573,6 +592,8 @@ private:
     if (drained)
       asio::post(*loop_,
                  [core = shared_from_this()] { core->finish_drain(false); });
+    for (auto& f : all_closed)
+      f();
     if (!secured) {
       // Never opened for the user: one event with OpenSSL's reason.
       emit(connection_event::handshake_failed, t.conn_id(), t.peer(), reason);
@@ -617,6 +638,7 @@ private:
   uint64_t failed_ = 0;
   uint64_t handshake_failed_ = 0;
   std::function<void(uint64_t)> drain_done_;        // set while draining
+  std::vector<std::function<void()>> all_closed_;   // immediate stops
   std::shared_ptr<asio::steady_timer> drain_timer_; // listener loop only
   // Open connections per source address, for max_connections_per_ip.
   std::map<asio::ip::address, std::size_t> per_ip_;

@@ -90,7 +90,9 @@ std::string to_string(connection_event::kind_t x);
 /// - `start_atom`: accept again after a stop, on the same port; replies with
 ///   the bound port or the bind error.
 /// - `graceful_stop_atom`: stop accepting; open connections go on.
-/// - `immediate_stop_atom`: stop accepting and close every connection.
+/// - `immediate_stop_atom`: stop accepting and close every connection; a
+///   request is answered once the port is free and every connection has
+///   finished (`listener_stats::open` is 0 by then).
 /// - `stats_atom`: replies with `listener_stats`.
 /// - `(drain_atom, caf::timespan deadline)`: stops accepting, tells every
 ///   connection (`caller::draining`, `caller::on_drain`), lets them finish
