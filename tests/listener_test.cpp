@@ -1,6 +1,7 @@
 #include "tcpactor/listener.hpp"
 
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -9,6 +10,8 @@
 #include <memory>
 #include <mutex>
 #include <stdexcept>
+#include <thread>
+#include <vector>
 
 #include <caf/after.hpp>
 #include <caf/event_based_actor.hpp>
@@ -421,6 +424,72 @@ BOOST_AUTO_TEST_CASE(new_listener_with_other_service_takes_over_the_port) {
   auto c2 = connect(port);
   BOOST_TEST(!c2.write_bytes(bytes{"abc"}));
   BOOST_TEST(read_exactly(c2, 3) == "ABC");
+}
+
+// The stop's reply waited only for the port; and a connection accepted
+// between the stop's sweep and the acceptor's close stayed open.
+BOOST_AUTO_TEST_CASE(immediate_stop_leaves_no_connection_open) {
+  auto l = listen(echo_handler());
+  std::atomic<bool> done{false};
+  std::vector<posix::raw_socket> socks;
+  std::thread dialer{[&] {
+    while (!done) {
+      auto s = posix::start_connect(l.port());
+      if (s) {
+        socks.push_back(std::move(s));
+      }
+    }
+  }};
+  // Stop while connections are being accepted.
+  caf::scoped_actor self{sys};
+  auto until = std::chrono::steady_clock::now() + 10s;
+  while (stats_of(self, l).accepted < 20 &&
+         std::chrono::steady_clock::now() < until)
+    std::this_thread::yield();
+  request_stop(self, l, true);
+  auto st = stats_of(self, l);
+  done = true;
+  dialer.join();
+  BOOST_TEST(st.open == 0u);
+  BOOST_TEST(st.accepted > 0u);
+  // Every socket hears of the stop: closed, reset or refused. A byte sent
+  // first tells a socket the server forgot (a handshake the closing
+  // listener cut short: the kernel answers with a reset) from one it still
+  // serves (the byte comes back).
+  std::vector<pollfd> fds;
+  for (auto& s : socks) {
+    // A dial after the port was freed may pick it as its own source port
+    // and connect to itself (TCP simultaneous open): not ours to close.
+    if (s.local_port() == l.port())
+      continue;
+    ::send(s.fd(), "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    fds.push_back(pollfd{s.fd(), POLLIN, 0});
+  }
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  std::size_t heard = 0;
+  std::size_t served = 0;
+  while (heard < fds.size() && std::chrono::steady_clock::now() < deadline) {
+    BOOST_TEST_REQUIRE(::poll(fds.data(), fds.size(), 100) >= 0);
+    for (auto& p : fds) {
+      if (p.fd >= 0 && p.revents != 0) {
+        char buf[64];
+        auto n = ::recv(p.fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n > 0)
+          ++served;
+        if (n >= 0 || errno != EAGAIN) {
+          p.fd = -1;
+          ++heard;
+        }
+      }
+      p.revents = 0;
+    }
+  }
+  BOOST_TEST(served == 0u, served << " connections still echo after the "
+                                     "immediate stop");
+  BOOST_TEST(heard == fds.size(), (fds.size() - heard)
+                                      << " of " << fds.size()
+                                      << " connections silent after the "
+                                         "immediate stop");
 }
 
 BOOST_AUTO_TEST_CASE(port_in_use_fails_with_bind_failed) {

@@ -194,7 +194,6 @@ public:
   /// connection has finished, so that the stop's reply means it is over.
   void stop(bool immediate, std::function<void()> done) {
     std::shared_ptr<tcp::acceptor> acc;
-    std::vector<caf::strong_actor_ptr> open;
     {
       std::lock_guard<std::mutex> guard{mtx_};
       acc = std::move(acceptor_);
@@ -204,25 +203,37 @@ public:
           done();
         return;
       }
-      // Under mtx_: detach() cannot null rt_ (and let the runtime go)
-      // meanwhile. The order listener -> runtime lock is the only one.
-      if (immediate)
-        open = rt_->owned_by(tag);
     }
-    for (auto& ptr : open)
-      transport::from(ptr)->abort(
-          make_error(errc::shutdown, "listener stopped"));
+    // On the loop, after the acceptor closed: an accept that completed
+    // before cannot admit a connection behind the sweep.
     asio::post(*loop_, [core = shared_from_this(), acc, immediate,
                         done{std::move(done)}]() mutable {
       if (acc) {
         error_code ec;
         acc->close(ec);
       }
+      if (immediate)
+        core->close_all(make_error(errc::shutdown, "listener stopped"));
       if (done && immediate)
         core->when_all_closed(std::move(done));
       else if (done)
         done();
     });
+  }
+
+  /// Aborts every open connection of this listener; returns how many.
+  std::size_t close_all(const caf::error& why) {
+    std::vector<caf::strong_actor_ptr> open;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      // Under mtx_: detach() cannot null rt_ (and let the runtime go)
+      // meanwhile. The order listener -> runtime lock is the only one.
+      if (rt_)
+        open = rt_->owned_by(tag);
+    }
+    for (auto& ptr : open)
+      transport::from(ptr)->abort(why);
+    return open.size();
   }
 
   /// Runs `done` once no connection of this listener is open.
@@ -545,28 +556,23 @@ private:
   /// Listener loop: completes a drain if nothing is open or `force`.
   void finish_drain(bool force) {
     std::function<void(uint64_t)> done;
-    std::vector<caf::strong_actor_ptr> left;
     {
       std::lock_guard<std::mutex> guard{mtx_};
       if (!drain_done_ || (!force && open_ != 0))
         return;
       done = std::move(drain_done_);
       drain_done_ = nullptr;
-      if (rt_)
-        left = rt_->owned_by(tag);
     }
     if (drain_timer_) {
       drain_timer_->cancel();
       drain_timer_ = nullptr;
     }
-    for (auto& ptr : left)
-      transport::from(ptr)->abort(
-          make_error(errc::shutdown, "drain deadline passed"));
-    if (!left.empty())
+    auto left = close_all(make_error(errc::shutdown, "drain deadline passed"));
+    if (left != 0)
       log::write(log::level::warning, "drain deadline passed: closed " +
-                                          std::to_string(left.size()) +
+                                          std::to_string(left) +
                                           " connection(s)");
-    done(left.size());
+    done(left);
   }
 
   /// A connection's transport closed: frees its slot of the limits.
