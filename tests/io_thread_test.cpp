@@ -67,12 +67,13 @@ BOOST_AUTO_TEST_CASE(handlers_run_on_the_io_thread_when_asked) {
   auto l = listen(naming_echo(sink()), lc);
   auto names = echo_and_collect(*this, l.port(), 200);
   // The connect handler runs on the scheduler, and a chunk that arrives
-  // during that turn (or before the worker let go of the actor) is handled
-  // in it. From the first chunk the socket woke on its I/O thread on, every
-  // chunk runs there: its reply is written in that turn, so the next chunk
-  // finds the actor idle. Only a slow first turn (TSan) takes any at all.
+  // while a worker still holds the actor (after its reply went out, before
+  // the worker let go) is handled there too; that can go on for a while when
+  // the worker is slow to let go (TSan: ten rounds and more). From the first
+  // chunk handled on the I/O thread on, every chunk runs there: its reply is
+  // written in that turn, so the next chunk finds the actor idle.
   auto first = std::find_if(names.begin(), names.end(), is_io);
-  BOOST_TEST_REQUIRE((first - names.begin()) < 10,
+  BOOST_TEST_REQUIRE((first - names.begin()) < 150,
                      "first chunk on the I/O thread: #"
                          << (first - names.begin()));
   for (auto i = first; i != names.end(); ++i)
