@@ -97,6 +97,8 @@ BOOST_AUTO_TEST_CASE(deadline_closes_the_rest) {
   auto forced = start_drain(sys, l, 300ms);
   BOOST_TEST(forced.get() == 1u);
   BOOST_TEST((steady::now() - t0 >= 300ms));
+  // The reply means it is over, as an immediate stop's does.
+  BOOST_TEST(stats(l).open == 0u);
   auto end = read_to_end(idle);
   BOOST_TEST((end.eof || end.error != 0));
 }

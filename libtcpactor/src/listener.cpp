@@ -572,7 +572,7 @@ private:
       log::write(log::level::warning, "drain deadline passed: closed " +
                                           std::to_string(left) +
                                           " connection(s)");
-    done(left);
+    when_all_closed([done = std::move(done), left] { done(left); });
   }
 
   /// A connection's transport closed: frees its slot of the limits.

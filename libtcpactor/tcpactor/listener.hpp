@@ -96,8 +96,9 @@ std::string to_string(connection_event::kind_t x);
 /// - `stats_atom`: replies with `listener_stats`.
 /// - `(drain_atom, caf::timespan deadline)`: stops accepting, tells every
 ///   connection (`caller::draining`, `caller::on_drain`), lets them finish
-///   and close on their own; at the deadline closes the rest. Replies with
-///   the number it had to close (0: a clean drain).
+///   and close on their own; at the deadline closes the rest. Replies, once
+///   every connection has finished, with the number it had to close (0: a
+///   clean drain).
 /// - `tls_reload_atom`: reads the TLS certificate and key files again; new
 ///   handshakes use them, open connections keep theirs. On failure replies
 ///   with the error (naming field, file and cause) and keeps the old ones.
