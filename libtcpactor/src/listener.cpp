@@ -212,12 +212,14 @@ public:
         error_code ec;
         acc->close(ec);
       }
-      if (immediate)
-        core->close_all(make_error(errc::shutdown, "listener stopped"));
-      if (done && immediate)
+      if (!immediate) {
+        if (done)
+          done();
+        return;
+      }
+      core->close_all(make_error(errc::shutdown, "listener stopped"));
+      if (done)
         core->when_all_closed(std::move(done));
-      else if (done)
-        done();
     });
   }
 
@@ -644,7 +646,7 @@ private:
   uint64_t failed_ = 0;
   uint64_t handshake_failed_ = 0;
   std::function<void(uint64_t)> drain_done_;        // set while draining
-  std::vector<std::function<void()>> all_closed_;   // immediate stops
+  std::vector<std::function<void()>> all_closed_;   // stops and drains
   std::shared_ptr<asio::steady_timer> drain_timer_; // listener loop only
   // Open connections per source address, for max_connections_per_ip.
   std::map<asio::ip::address, std::size_t> per_ip_;
