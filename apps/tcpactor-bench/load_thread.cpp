@@ -66,6 +66,15 @@ load_thread::load_thread(const options& opts, const target& dst,
   }
   for (std::size_t i = 0; i < conn_count; ++i)
     conns_[i].base = ((first_conn + i) * 104'729) % pattern::period;
+  if (opts.frame_header != 0) {
+    header_size_ = opts.frame_header;
+    uint64_t length = opts.size + (opts.frame_inclusive ? header_size_ : 0);
+    for (std::size_t k = 0; k < header_size_; ++k) {
+      auto shift = 8 * (opts.frame_big_endian ? header_size_ - 1 - k : k);
+      header_[k] = static_cast<unsigned char>(length >> shift);
+    }
+    frame_buf_.resize(header_size_ + std::min(opts.size, pattern::slice));
+  }
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epfd_ < 0)
     throw std::runtime_error(std::string{"epoll_create1: "} +
@@ -482,7 +491,8 @@ void load_thread::on_established(std::size_t i) {
 }
 
 void load_thread::start_message(conn& c) {
-  c.goal = c.sent + opts_.size;
+  c.msg_start = c.sent;
+  c.goal = c.sent + header_size_ + opts_.size;
   if (opts_.mode != bench_mode::connect) // connect: times the whole loop
     c.started = clock_type::now();
   flush(c);
@@ -501,9 +511,14 @@ bool load_thread::flush(conn& c) {
         break;
       len = c.goal - c.sent;
     }
-    len = std::min(len, pattern::slice);
-    auto off = (c.base + c.sent) % pattern::period;
-    auto n = io_write(c, pat_.bytes.data() + off, len);
+    const unsigned char* buf = nullptr;
+    if (header_size_ == 0) {
+      len = std::min(len, pattern::slice);
+      buf = pat_.bytes.data() + (c.base + c.sent) % pattern::period;
+    } else {
+      buf = framed_chunk(c, len);
+    }
+    auto n = io_write(c, buf, len);
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -525,6 +540,40 @@ bool load_thread::flush(conn& c) {
   }
   set_events(c, EPOLLIN);
   return c.fd >= 0;
+}
+
+const unsigned char* load_thread::framed_chunk(conn& c, std::size_t& len) {
+  auto k = c.sent - c.msg_start; // offset in the message, header first
+  if (k >= header_size_) {
+    len = std::min(len, pattern::slice);
+    auto off = (payload_offset(c) + (k - header_size_)) % pattern::period;
+    return pat_.bytes.data() + off;
+  }
+  // The header's rest and as much payload as fits behind it: the same
+  // bytes again when a write is retried, as TLS requires.
+  auto head = header_size_ - k;
+  auto payload = std::min(opts_.size, frame_buf_.size() - header_size_);
+  std::copy_n(header_ + k, head, frame_buf_.data());
+  std::copy_n(pat_.bytes.data() + payload_offset(c), payload,
+              frame_buf_.data() + head);
+  len = head + payload;
+  return frame_buf_.data();
+}
+
+bool load_thread::framed_echo_matches(const conn& c, const unsigned char* buf,
+                                      std::size_t len) const {
+  // In these modes one message is in flight, so what arrives is its echo.
+  auto k = c.received - c.msg_start;
+  if (k < header_size_) {
+    auto head = std::min<std::size_t>(header_size_ - k, len);
+    if (std::memcmp(buf, header_ + k, head) != 0)
+      return false;
+    buf += head;
+    len -= head;
+    k += head;
+  }
+  auto off = (payload_offset(c) + (k - header_size_)) % pattern::period;
+  return len == 0 || std::memcmp(buf, pat_.bytes.data() + off, len) == 0;
 }
 
 void load_thread::on_readable(std::size_t i) {
@@ -561,9 +610,14 @@ bool load_thread::read_once(std::size_t i) {
     fail(c, "verify", "more bytes came back than were sent");
     return false;
   }
-  auto off = (c.base + c.received) % pattern::period;
-  if (std::memcmp(rbuf_.data(), pat_.bytes.data() + off, len) != 0) {
-    fail(c, "verify", "echoed bytes differ from those sent");
+  if (header_size_ == 0) {
+    auto off = (c.base + c.received) % pattern::period;
+    if (std::memcmp(rbuf_.data(), pat_.bytes.data() + off, len) != 0) {
+      fail(c, "verify", "echoed bytes differ from those sent");
+      return false;
+    }
+  } else if (!framed_echo_matches(c, rbuf_.data(), len)) {
+    fail(c, "verify", "echoed frame differs from the one sent");
     return false;
   }
   c.received += len;

@@ -110,11 +110,12 @@ private:
     int fd = -1;
     uint32_t gen = 0; // tells a stale epoll event from the slot's new socket
     conn_state state = conn_state::idle;
-    uint32_t events = 0;   // the epoll interest set now registered
-    uint64_t sent = 0;     // offset of the next byte to send
-    uint64_t received = 0; // offset of the next echoed byte expected
-    uint64_t goal = 0;     // pingpong/connect/hold: end of this message
-    uint64_t base = 0;     // offset of this connection's stream in pattern
+    uint32_t events = 0;    // the epoll interest set now registered
+    uint64_t sent = 0;      // offset of the next byte to send
+    uint64_t received = 0;  // offset of the next echoed byte expected
+    uint64_t goal = 0;      // pingpong/connect/hold: end of this message
+    uint64_t base = 0;      // offset of this connection's stream in pattern
+    uint64_t msg_start = 0; // --framing: offset of this message's header
     clock_type::time_point started;
     SSL* ssl = nullptr; // TLS only
     /// TLS: the length of an SSL_write that wanted a retry; OpenSSL insists
@@ -142,6 +143,17 @@ private:
   void on_echo_complete(std::size_t i);
   void start_message(conn& c);
   bool flush(conn& c);
+  /// --framing: the next bytes of the current message to write, from
+  /// c.sent on; at most `pattern::slice`.
+  const unsigned char* framed_chunk(conn& c, std::size_t& len);
+  /// --framing: whether `len` bytes read at c.received are the message's.
+  bool framed_echo_matches(const conn& c, const unsigned char* buf,
+                           std::size_t len) const;
+  /// --framing: where the current message's payload starts in the pattern.
+  std::size_t payload_offset(const conn& c) const {
+    auto msg = c.msg_start / (header_size_ + opts_.size);
+    return (c.base + msg * opts_.size) % pattern::period;
+  }
   void refill_setup();
   void start_check();
   void report_checked();
@@ -178,6 +190,12 @@ private:
   std::vector<std::size_t> idle_slots_; // connect: slots to reopen
   std::size_t next_source_ = 0;         // round-robin over --local-addrs
   std::vector<unsigned char> rbuf_;
+  /// --framing: header length (0: raw), the header every message carries
+  /// (all have S bytes), and room to write it with the payload's start in
+  /// one call, so a small message is one segment as in raw mode.
+  std::size_t header_size_ = 0;
+  unsigned char header_[8] = {};
+  std::vector<unsigned char> frame_buf_;
   SSL_CTX* tls_;
   std::string sni_;
   /// --tls-resume: the last session of each slot, offered on reconnect.

@@ -1,6 +1,7 @@
 #include "options.hpp"
 #include "../common/text.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <string_view>
@@ -81,6 +82,52 @@ std::string parse_count(std::string_view text, std::size_t min, std::size_t max,
   return {};
 }
 
+/// "raw" or "length:N[:be|le][:inclusive]", the subset of tcpactor's
+/// framing specs a load generator needs; no CAF here, so not its parser.
+std::string parse_framing(std::string_view text, options& o) {
+  if (text == "raw") {
+    o.frame_header = 0;
+    o.framing = text;
+    return {};
+  }
+  auto bad = [&] {
+    return in_quotes(text) +
+           " is not raw or length:N[:be|le][:inclusive] (N 1, 2, 4 or 8)";
+  };
+  constexpr std::string_view prefix = "length:";
+  if (text.substr(0, prefix.size()) != prefix)
+    return bad();
+  auto rest = text.substr(prefix.size());
+  auto colon = std::min(rest.find(':'), rest.size());
+  std::size_t n = 0;
+  if (!parse_count(rest.substr(0, colon), 1, 8, n).empty() ||
+      (n != 1 && n != 2 && n != 4 && n != 8))
+    return bad();
+  bool big_endian = true;
+  bool inclusive = false;
+  bool order_seen = false;
+  rest = rest.substr(colon);
+  while (!rest.empty()) {
+    rest.remove_prefix(1); // the ':'
+    auto next = std::min(rest.find(':'), rest.size());
+    auto word = rest.substr(0, next);
+    rest = rest.substr(next);
+    if ((word == "be" || word == "le") && !order_seen && !inclusive) {
+      big_endian = word == "be";
+      order_seen = true;
+    } else if (word == "inclusive" && !inclusive) {
+      inclusive = true;
+    } else {
+      return bad();
+    }
+  }
+  o.frame_header = n;
+  o.frame_big_endian = big_endian;
+  o.frame_inclusive = inclusive;
+  o.framing = text;
+  return {};
+}
+
 std::string set_option(options& o, std::string_view name,
                        std::string_view value) {
   if (name == "host") {
@@ -130,6 +177,8 @@ std::string set_option(options& o, std::string_view name,
     field = value;
     return {};
   }
+  if (name == "framing")
+    return parse_framing(value, o);
   if (name == "tls" || name == "tls-resume")
     return "takes no value";
   if (name == "tls-version") {
@@ -228,6 +277,20 @@ bool parse(int argc, char** argv, options& out, std::string& err) {
                                                      : 50;
   if (out.size == 0)
     out.size = out.mode == bench_mode::stream ? 16 * 1024 : 64;
+  if (out.frame_header != 0) {
+    // Stream mode writes a continuous stream, not messages.
+    if (out.mode == bench_mode::stream) {
+      err = "--framing: only for pingpong, connect and hold modes";
+      return false;
+    }
+    auto wire = out.size + (out.frame_inclusive ? out.frame_header : 0);
+    if (out.frame_header < 8 && wire >> (8 * out.frame_header) != 0) {
+      err = "--framing: a " + std::to_string(out.size) +
+            "-byte message does not fit a " + std::to_string(out.frame_header) +
+            "-byte length (--size)";
+      return false;
+    }
+  }
   if (out.local_addrs == 0)
     out.local_addrs = out.mode == bench_mode::connect
                           ? 16
@@ -277,6 +340,13 @@ Options:
                         per 20,000 connections.
   --allow-remote        Allow a server outside 127.0.0.0/8 and ::1. Without
                         it such an address is refused before any traffic.
+  --framing <spec>      raw, or length:N[:be|le][:inclusive] (N 1, 2, 4 or
+                        8): every message is an N-byte length (big-endian
+                        unless le; inclusive: it counts the header too) and
+                        S payload bytes, as tcpactor-echo --framing=length:N
+                        and Erlang's {packet,N} expect; a message is done
+                        when the whole frame came back. Not in stream mode.
+                        Byte counts include the headers. Default: raw.
   --json-only           Print only the RESULT line.
   --tls                 Speak TLS (OpenSSL) to the server. The handshake
                         is part of setup; in connect mode it is part of

@@ -38,6 +38,14 @@ struct options {
   std::string tls_ciphersuites; // TLS 1.3 suites
   /// Connect mode: offer each slot's previous session when it reconnects.
   bool tls_resume = false;
+  /// Framing of each message (pingpong, connect, hold): "raw" as given, or
+  /// "length:N[:be|le][:inclusive]": an N-byte length header before the
+  /// payload, as `tcpactor-echo --framing` (and Erlang's {packet,N}) read it.
+  /// Echoed back whole, header included, by a framing or a raw echo server.
+  std::string framing = "raw";
+  std::size_t frame_header = 0; // N; 0: raw
+  bool frame_big_endian = true;
+  bool frame_inclusive = false; // the length counts the header too
   bool json_only = false;
   bool help = false;
 };

@@ -93,6 +93,8 @@ void print_summary(std::FILE* out, const options& opts, const result& res) {
                opts.connections == 1 ? "" : "s", opts.size);
   if (opts.mode == bench_mode::stream)
     std::fprintf(out, ", window %zu B", opts.window);
+  if (opts.frame_header != 0)
+    std::fprintf(out, ", framing %s", opts.framing.c_str());
   std::fprintf(out, ", %zu thread%s\n", opts.threads,
                opts.threads == 1 ? "" : "s");
   if (opts.mode == bench_mode::hold)
@@ -112,8 +114,9 @@ void print_summary(std::FILE* out, const options& opts, const result& res) {
                              static_cast<double>(res.messages), res.seconds)))
                      .c_str(),
                  grouped(res.messages).c_str());
-    std::fprintf(out, "  MB/s           %.1f   (echoed bytes received)\n",
-                 per_second(static_cast<double>(res.bytes), res.seconds) / 1e6);
+    std::fprintf(out, "  MB/s           %.1f   (echoed bytes received%s)\n",
+                 per_second(static_cast<double>(res.bytes), res.seconds) / 1e6,
+                 opts.frame_header != 0 ? ", headers included" : "");
   }
   if (res.latency.count() > 0)
     std::fprintf(out,
@@ -173,6 +176,7 @@ std::string result_line(const options& opts, const result& res) {
   field("connections", uint(opts.connections));
   field("size", uint(opts.size));
   field("window", opts.mode == bench_mode::stream ? uint(opts.window) : "null");
+  field("framing", json_string(opts.framing));
   field("threads", uint(opts.threads));
   field("local_addrs", uint(opts.local_addrs));
   field("warmup_s",

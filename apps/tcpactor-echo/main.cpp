@@ -197,6 +197,9 @@ int run(const tcpactor_echo::options& opts, const sigset_t& signals) {
   std::printf("listening on %s%s\n", address(lst->host(), lst->port()).c_str(),
               opts.listener.tls.enabled ? " (TLS)" : "");
   std::fflush(stdout);
+  if (auto& framing = opts.listener.connection.framing;
+      framing.type != tcpactor::framing_config::codec::raw)
+    info("framing " + framing.to_string() + " (one echo per whole frame)");
   info("file descriptor limit " + std::to_string(fd_limit));
   auto sig = wait_for_stop_signal(signals, sys, *lst, opts);
   info(std::string{sig == SIGINT ? "SIGINT" : "SIGTERM"} +

@@ -17,6 +17,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "tcpactor/errors.hpp"
+
 namespace tcpactor_echo {
 
 namespace {
@@ -279,6 +281,46 @@ option_spec log_level_option() {
             return {};
           },
           [](options& o) { return tcpactor::log::to_string(o.log_level); }};
+}
+
+/// `connection.framing`: a codec spec, parsed by the library so the daemon
+/// accepts exactly what `framing_config::parse` does. Quotes are optional,
+/// as for log-level; a delimiter containing ';' or '#' needs them in a file.
+option_spec framing_option() {
+  return {"connection",
+          "framing",
+          "framing",
+          "<spec>",
+          "How each connection cuts its byte stream into messages, each echoed "
+          "as one frame: raw, line, line:crlf, length:N[:be|le][:inclusive], "
+          "delimiter:TEXT or exact:N, optionally followed by ,max=BYTES. raw: "
+          "chunks as read. line: lines ending in \\n (a trailing \\r is "
+          "dropped), echoed with \\n; line:crlf: lines ending in \\r\\n. "
+          "length:N: an N-byte length (N 1, 2, 4 or 8; be, the default, or le; "
+          "inclusive: it counts the header too), then the payload, like "
+          "Erlang's {packet,N}. delimiter:TEXT: frames end in TEXT (escapes "
+          "\\n \\r \\t \\0 \\\\ \\xHH). exact:N: N bytes each. ,max=BYTES "
+          "(k, m suffixes; default 1m) bounds a frame: a larger one closes the "
+          "connection (frame_too_large). length and delimiter framing exclude "
+          "half-close.",
+          [](options& o, const raw_value& v) -> std::string {
+            auto cfg =
+                tcpactor::framing_config::parse(v.text, "connection.framing");
+            if (cfg) {
+              o.listener.connection.framing = *cfg;
+              return {};
+            }
+            // The caller names the key already; keep only the reason.
+            auto why = tcpactor::describe(cfg.error());
+            for (std::string_view prefix :
+                 {"invalid_config: ", "connection.framing: "})
+              if (why.compare(0, prefix.size(), prefix) == 0)
+                why.erase(0, prefix.size());
+            if (why.find(v.text) == std::string::npos)
+              why = in_quotes(v.text) + ": " + why;
+            return why;
+          },
+          [](options& o) { return o.listener.connection.framing.to_string(); }};
 }
 
 /// A value from a fixed list. Quotes are optional, as for log-level.
@@ -669,6 +711,7 @@ const std::vector<option_spec>& specs() {
         "Run each connection's actor on its socket's I/O thread (faster; "
         "only for handlers that never block).",
         [conn](options& o) -> bool& { return conn(o).handlers_on_io_thread; }));
+    xs.push_back(framing_option());
     auto timeout =
         [&xs,
          conn](const char* key, const char* help,
