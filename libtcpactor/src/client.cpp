@@ -4,9 +4,9 @@
 
 #include "client_impl.hpp"
 #include "runtime_impl.hpp"
+#include "socket_manager.hpp"
 #include "tcpactor/errors.hpp"
 #include "tls_context.hpp"
-#include "transport.hpp"
 
 namespace tcpactor {
 
@@ -30,10 +30,10 @@ spawn_client_on(runtime::impl& impl, client_config cfg, caf::actor owner) {
       return std::move(ctx.error());
     tls = std::move(*ctx);
   }
-  auto tr = transport::make(
+  auto tr = socket_manager::make(
       impl, impl.pool.next(),
       std::make_shared<const connection_config>(cfg.connection));
-  auto t = transport::from(tr);
+  auto t = socket_manager::from(tr);
   t->set_target(caf::actor_cast<caf::strong_actor_ptr>(owner), false);
   if (tls)
     t->use_tls(tls, tls->new_client(cfg.host, cfg.port),
@@ -50,7 +50,8 @@ const tls_info& tls_info_of(const client_actor& hdl) {
   static const tls_info none;
   if (!hdl)
     return none;
-  return transport::from(caf::actor_cast<caf::strong_actor_ptr>(hdl))->tls();
+  return socket_manager::from(caf::actor_cast<caf::strong_actor_ptr>(hdl))
+      ->tls();
 }
 
 } // namespace tcpactor

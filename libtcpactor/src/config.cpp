@@ -45,6 +45,16 @@ caf::error connection_config::validate(const std::string& prefix) const {
         std::pair{"max_lifetime", max_lifetime}})
     if (value.count() < 0)
       return bad(p + name, "must be 0 (off) or positive");
+  if (auto err = framing.validate(p + "framing"))
+    return err;
+  if (half_close && (framing.type == framing_config::codec::length_prefix ||
+                     framing.type == framing_config::codec::delimiter))
+    // The peer's end arrives as an empty message, which a codec's empty
+    // frame would be indistinguishable from.
+    return bad(p + "half_close", "cannot be combined with framing (" +
+                                     framing.to_string() +
+                                     "): an empty frame would read as the "
+                                     "peer's end");
   return caf::none;
 }
 

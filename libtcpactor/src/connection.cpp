@@ -7,8 +7,8 @@
 #include <caf/message_view.hpp>
 
 #include "connection_impl.hpp"
+#include "socket_manager.hpp"
 #include "tcpactor/errors.hpp"
-#include "transport.hpp"
 
 namespace tcpactor {
 
@@ -17,7 +17,7 @@ service echo_service(caller conn) {
   // needs its caller. The others share one behavior: CAF counts references
   // to it and its handlers only read, and a behavior of their own would
   // cost each idle connection 152 bytes.
-  if (!conn || !transport::from(conn.transport())->config().half_close) {
+  if (!conn || !socket_manager::from(conn.transport())->config().half_close) {
     static const service shared{
         [](const bytes& in) { return in; },
         [](error_atom, const caf::error&) {},
@@ -72,7 +72,7 @@ public:
     // drain hook capturing its caller would keep the transport alive. After
     // a rejection this comes too late to matter: reject() already queued the
     // close on the loop.
-    auto t = transport::from(tr_);
+    auto t = socket_manager::from(tr_);
     t->clear_on_drain();
     t->target_down(why);
     return true;
@@ -80,7 +80,7 @@ public:
 
 private:
   caf::behavior begin(const setup* init) {
-    auto t = transport::from(tr_);
+    auto t = socket_manager::from(tr_);
     caf::expected<service> svc = caf::error{};
     try {
       svc = (*init->on_connect)(this, caller{tr_});
@@ -110,19 +110,26 @@ private:
                                                    caf::message_view& x) {
     auto self = static_cast<connection_worker*>(ptr);
     auto& xs = x.content();
-    auto t = transport::from(self->tr_);
-    if (xs.match_elements<write_atom, bytes>()) {
-      t->write(xs.get_as<bytes>(1));
+    auto t = socket_manager::from(self->tr_);
+    // Commands take the socket manager's one path: a request is answered
+    // there, as for a caller or a client handle (a write once its bytes
+    // reached the kernel, or with the reason it was refused).
+    auto run = [&](command cmd,
+                   const bytes& data) -> caf::result<caf::message> {
+      auto* elem = self->current_mailbox_element();
+      if (elem != nullptr && elem->mid.is_request()) {
+        t->execute(cmd, data, elem->sender, elem->mid);
+        return caf::delegated<caf::message>{};
+      }
+      t->execute(cmd, data);
       return caf::message{};
-    }
-    if (xs.match_elements<close_atom>()) {
-      t->close();
-      return caf::message{};
-    }
-    if (xs.match_elements<shutdown_write_atom>()) {
-      t->shutdown_write();
-      return caf::message{};
-    }
+    };
+    if (xs.match_elements<write_atom, bytes>())
+      return run(command::write, xs.get_as<bytes>(1));
+    if (xs.match_elements<close_atom>())
+      return run(command::close, {});
+    if (xs.match_elements<shutdown_write_atom>())
+      return run(command::shutdown_write, {});
     if (xs.match_elements<drain_atom>()) {
       // Services are typed, so the notice reaches them through the hook
       // they set with caller::on_drain, in this actor.

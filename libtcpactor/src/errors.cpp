@@ -60,6 +60,12 @@ std::string to_string(errc x) {
       return "write_stall_timeout";
     case errc::lifetime_exceeded:
       return "lifetime_exceeded";
+    case errc::frame_too_large:
+      return "frame_too_large";
+    case errc::frame_truncated:
+      return "frame_truncated";
+    case errc::frame_invalid:
+      return "frame_invalid";
   }
   return "errc(" + std::to_string(static_cast<int>(x)) + ")";
 }

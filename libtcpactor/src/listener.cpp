@@ -23,10 +23,10 @@
 
 #include "connection_impl.hpp"
 #include "runtime_impl.hpp"
+#include "socket_manager.hpp"
 #include "tcpactor/errors.hpp"
 #include "tcpactor/log.hpp"
 #include "tls_context.hpp"
-#include "transport.hpp"
 
 namespace tcpactor {
 
@@ -234,7 +234,7 @@ public:
         open = rt_->owned_by(tag);
     }
     for (auto& ptr : open)
-      transport::from(ptr)->abort(why);
+      socket_manager::from(ptr)->abort(why);
     return open.size();
   }
 
@@ -266,7 +266,7 @@ public:
         open = rt_->owned_by(tag);
     }
     for (auto& ptr : open)
-      transport::from(ptr)->notify_drain();
+      socket_manager::from(ptr)->notify_drain();
     auto timer = std::make_shared<asio::steady_timer>(*loop_);
     timer->expires_after(deadline);
     asio::post(*loop_, [core = shared_from_this(), timer] {
@@ -507,9 +507,9 @@ private:
     std::weak_ptr<listener_core> weak = shared_from_this();
     // The transport keeps `remote`, so on_finished releases the very address
     // admitted here.
-    auto tr =
-        transport::make(*rt_, target, conn_cfg_, tag, std::move(sock), remote);
-    auto t = transport::from(tr);
+    auto tr = socket_manager::make(*rt_, target, conn_cfg_, tag,
+                                   std::move(sock), remote);
+    auto t = socket_manager::from(tr);
     {
       std::lock_guard<std::mutex> guard{mtx_};
       ++accepted_;
@@ -532,7 +532,7 @@ private:
   /// Spawns the connection actor of an accepted (and secured) connection.
   void hand_over(caf::strong_actor_ptr tr) {
     std::weak_ptr<listener_core> weak = shared_from_this();
-    auto t = transport::from(tr);
+    auto t = socket_manager::from(tr);
     auto id = t->conn_id();
     auto peer = t->peer();
     {
@@ -578,12 +578,12 @@ private:
   }
 
   /// A connection's transport closed: frees its slot of the limits.
-  void on_finished(transport& t, const caf::error& reason) override {
+  void on_finished(socket_manager& t, const caf::error& reason) override {
     release(t.remote_address());
     on_closed(t, reason);
   }
 
-  void on_closed(transport& t, const caf::error& reason) {
+  void on_closed(socket_manager& t, const caf::error& reason) {
     bool secured;
     bool drained = false;
     std::vector<std::function<void()>> all_closed;

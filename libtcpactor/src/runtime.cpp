@@ -8,9 +8,9 @@
 #include <caf/settings.hpp>
 
 #include "runtime_impl.hpp"
+#include "socket_manager.hpp"
 #include "tcpactor/log.hpp"
 #include "tls_context.hpp"
-#include "transport.hpp"
 
 namespace tcpactor {
 
@@ -34,7 +34,7 @@ void configure(caf::actor_system_config& cfg) {
 
 // -- runtime::impl ------------------------------------------------------------
 
-void runtime::impl::add(transport* t) {
+void runtime::impl::add(socket_manager* t) {
   bool late;
   {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -55,7 +55,7 @@ void runtime::impl::add(transport* t) {
     t->abort(make_error(errc::shutdown, "runtime shutting down"));
 }
 
-void runtime::impl::remove(transport* t) {
+void runtime::impl::remove(socket_manager* t) {
   bool wake;
   {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -88,7 +88,7 @@ void runtime::impl::for_each_locked(F fn) const {
 std::vector<caf::strong_actor_ptr> runtime::impl::all_locked() const {
   std::vector<caf::strong_actor_ptr> xs;
   xs.reserve(live_);
-  for_each_locked([&](transport* t) { xs.emplace_back(t->ctrl()); });
+  for_each_locked([&](socket_manager* t) { xs.emplace_back(t->ctrl()); });
   return xs;
 }
 
@@ -96,7 +96,7 @@ std::vector<caf::strong_actor_ptr>
 runtime::impl::owned_by(uint64_t owner) const {
   std::vector<caf::strong_actor_ptr> xs;
   std::lock_guard<std::mutex> guard{mtx_};
-  for_each_locked([&](transport* t) {
+  for_each_locked([&](socket_manager* t) {
     // A finished one stays listed until the very end of finish(), after its
     // listener already counted it as closed.
     if (t->owner_ == owner && !t->getf(caf::abstract_actor::is_terminated_flag))
@@ -209,7 +209,7 @@ void runtime::impl::shutdown() {
   // Graceful first: each connection flushes what it queued, bounded by its
   // own close_timeout; whatever is left after that is cut.
   for (auto& ptr : open)
-    transport::from(ptr)->close();
+    socket_manager::from(ptr)->close();
   open.clear();
   std::unique_lock<std::mutex> guard{mtx_};
   if (!cv_.wait_for(guard, std::chrono::seconds{60},
@@ -217,7 +217,7 @@ void runtime::impl::shutdown() {
     open = all_locked();
     guard.unlock();
     for (auto& ptr : open)
-      transport::from(ptr)->abort(
+      socket_manager::from(ptr)->abort(
           make_error(errc::shutdown, "runtime shutting down"));
     open.clear();
     guard.lock();

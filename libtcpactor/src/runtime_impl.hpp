@@ -20,7 +20,7 @@
 
 namespace tcpactor {
 
-class transport;
+class socket_manager;
 class tls_context;
 struct tls_config;
 
@@ -33,7 +33,7 @@ class finish_observer {
 public:
   finish_observer();
   virtual ~finish_observer() = default;
-  virtual void on_finished(transport& t, const caf::error& reason) = 0;
+  virtual void on_finished(socket_manager& t, const caf::error& reason) = 0;
   /// Unique for the process, unlike an address a later listener may reuse.
   const uint64_t tag;
 };
@@ -52,8 +52,8 @@ struct runtime::impl {
   /// reference) so shutdown can close it; a transport leaves when it
   /// finishes. The list runs through the transports themselves: a hash node
   /// per connection here and another in its listener cost 80 bytes.
-  void add(transport* t);
-  void remove(transport* t);
+  void add(socket_manager* t);
+  void remove(socket_manager* t);
 
   /// The live transports a listener made (`owner`: its tag), leaving out
   /// those whose finish() already told the listener.
@@ -94,7 +94,7 @@ private:
   void for_each_locked(F fn) const;
   std::vector<caf::strong_actor_ptr> all_locked() const;
 
-  transport* head_ = nullptr; // the registry: transport::reg_next_ links
+  socket_manager* head_ = nullptr; // the registry: transport::reg_next_ links
   std::size_t live_ = 0;
   std::unordered_map<uint64_t, std::function<void()>> hooks_;
   std::unordered_map<uint64_t, std::weak_ptr<finish_observer>> observers_;

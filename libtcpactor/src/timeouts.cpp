@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "transport.hpp"
+#include "socket_manager.hpp"
 
 namespace tcpactor {
 
@@ -24,9 +24,9 @@ timeouts::clock::time_point timeouts::now() noexcept {
   return coarse_now;
 }
 
-void timeouts::watch(transport* t, std::chrono::milliseconds shortest) {
+void timeouts::watch(socket_manager* t, std::chrono::milliseconds shortest) {
   coarse_now = clock::now();
-  if (t->watch_index_ != transport::not_watched)
+  if (t->watch_index_ != socket_manager::not_watched)
     return;
   t->watch_index_ = static_cast<uint32_t>(watched_.size());
   watched_.push_back(t);
@@ -43,15 +43,15 @@ void timeouts::watch(transport* t, std::chrono::milliseconds shortest) {
   arm();
 }
 
-void timeouts::unwatch(transport* t) {
+void timeouts::unwatch(socket_manager* t) {
   auto i = t->watch_index_;
-  if (i == transport::not_watched)
+  if (i == socket_manager::not_watched)
     return;
   // Swap-remove keeps this O(1).
   watched_[i] = watched_.back();
   watched_[i]->watch_index_ = i;
   watched_.pop_back();
-  t->watch_index_ = transport::not_watched;
+  t->watch_index_ = socket_manager::not_watched;
   if (watched_.empty() && armed_) {
     // Let the loop run out of work when the pool stops.
     timer_.cancel();
@@ -82,7 +82,7 @@ void timeouts::tick() {
     if (t->deadline_passed(coarse_now))
       due.emplace_back(t->ctrl());
   for (auto& ptr : due)
-    transport::from(ptr)->on_deadline(coarse_now);
+    socket_manager::from(ptr)->on_deadline(coarse_now);
 }
 
 } // namespace tcpactor

@@ -8,7 +8,7 @@
 
 namespace tcpactor {
 
-class transport;
+class socket_manager;
 
 /// The per-phase deadlines (first byte, idle read, write stall, lifetime) of
 /// the transports on one I/O loop, checked by one periodic sweep instead of a
@@ -30,10 +30,10 @@ public:
   timeouts& operator=(const timeouts&) = delete;
 
   /// Starts checking `t` with deadlines as short as `shortest`.
-  void watch(transport* t, std::chrono::milliseconds shortest);
+  void watch(socket_manager* t, std::chrono::milliseconds shortest);
 
   /// Stops checking `t`; a no-op if it is not watched.
-  void unwatch(transport* t);
+  void unwatch(socket_manager* t);
 
   /// The sweep period: stamps taken from `now()` lag by at most this much.
   std::chrono::milliseconds period() const noexcept { return period_; }
@@ -48,7 +48,7 @@ private:
 
   asio::io_context& loop_;
   asio::steady_timer timer_;
-  std::vector<transport*> watched_;
+  std::vector<socket_manager*> watched_;
   std::chrono::milliseconds period_{1000};
   bool armed_ = false;
 };

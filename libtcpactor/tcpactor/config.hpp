@@ -7,6 +7,7 @@
 
 #include <caf/error.hpp>
 
+#include "tcpactor/framing.hpp"
 #include "tcpactor/tls.hpp"
 
 namespace tcpactor {
@@ -57,6 +58,13 @@ struct connection_config {
   /// above 4 KiB still goes to a scheduler thread: its work outweighs the
   /// hop, and runs beside the loop's reads.
   bool handlers_on_io_thread = false;
+  /// Messages instead of chunks: each whole frame arrives as one `bytes`
+  /// message and every reply or write is framed. Raw by default. Frames
+  /// count against `max_unprocessed_bytes` like chunks; a partial frame
+  /// held meanwhile is bounded by `framing.max_frame_size`. With a codec,
+  /// an empty reply still writes nothing; `write` of empty bytes sends an
+  /// empty frame.
+  framing_config framing;
 
   // Per-phase timeouts, checked by the I/O loop (never reset by messages in
   // the actor's mailbox) with a precision of an eighth of the shortest one.

@@ -68,6 +68,14 @@ enum class errc : uint8_t {
   write_stall_timeout,
   /// The connection outlived `max_lifetime`.
   lifetime_exceeded,
+  /// A frame (announced or read) exceeds `framing_config::max_frame_size`,
+  /// or no delimiter came within it; the context names limit and size.
+  frame_too_large,
+  /// The peer ended the stream inside a frame.
+  frame_truncated,
+  /// A frame the codec cannot carry: a payload that contains the delimiter,
+  /// an exact-size frame of another size, a length the header cannot hold.
+  frame_invalid,
 };
 
 /// Category atom of every `caf::error` that carries an `errc`.

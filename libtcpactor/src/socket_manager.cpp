@@ -1,9 +1,15 @@
-// Lifecycle of one socket: setup, connect, commands, close. The read path is
-// in transport_read.cpp, the write path in transport_write.cpp.
+// The socket manager: the actor interface and command path, setup,
+// connect, the state, deadlines and close. The layers it drives are in
+// stream_transport.cpp, tls_transport.cpp, framing_layer.cpp and
+// actor_bridge.cpp.
 
-#include "transport.hpp"
+#include "socket_manager.hpp"
+
+#include "framing_layer.hpp"
+#include "tls_transport.hpp"
 
 #include <atomic>
+#include <cassert>
 
 #include <sys/socket.h>
 
@@ -23,25 +29,69 @@ std::atomic<connection_id> next_conn_id{0};
 
 } // namespace
 
-transport::transport(caf::actor_config& cfg, runtime::impl& rt,
-                     asio::io_context& loop,
-                     std::shared_ptr<const connection_config> conn_cfg)
+socket_manager::socket_manager(
+    caf::actor_config& cfg, runtime::impl& rt, asio::io_context& loop,
+    std::shared_ptr<const connection_config> conn_cfg)
     : caf::abstract_actor(cfg), lc_(&rt.pool.context_of(loop)),
-      cfg_(std::move(conn_cfg)), conn_id_(++next_conn_id) {
-  // nop
+      cfg_(std::move(conn_cfg)), conn_id_(++next_conn_id), stream_(*this),
+      bridge_(*this) {
+  if (cfg_->framing.type != framing_config::codec::raw)
+    framing_ = std::make_unique<framing_layer>(*this, cfg_->framing);
+  stream_.set_upper(&top());
 }
 
-transport::~transport() {
+socket_manager::~socket_manager() {
   // finish() ran on the loop and released every Asio object.
 }
 
+lower_layer& socket_manager::lower() noexcept {
+  if (tls_)
+    return *tls_;
+  return stream_;
+}
+
+upper_layer& socket_manager::top() noexcept {
+  if (framing_)
+    return *framing_;
+  return bridge_;
+}
+
+namespace {
+
+// connecting -> open (socket ready) -> [handshaking -> open] -> closing ->
+// closed; any state may end at once. A failed handshake goes back to open to
+// flush its alert through the normal close.
+constexpr bool legal(socket_manager::state from, socket_manager::state to) {
+  using st = socket_manager::state;
+  switch (from) {
+    case st::connecting:
+      return to == st::open || to == st::closed;
+    case st::open:
+      return to == st::handshaking || to == st::closing || to == st::closed;
+    case st::handshaking:
+      return to == st::open || to == st::closed;
+    case st::closing:
+      return to == st::closed;
+    case st::closed:
+      return false;
+  }
+  return false;
+}
+
+} // namespace
+
+void socket_manager::enter(state next) noexcept {
+  assert(legal(state_, next));
+  state_ = next;
+}
+
 caf::strong_actor_ptr
-transport::make(runtime::impl& rt, asio::io_context& loop,
-                std::shared_ptr<const connection_config> conn_cfg,
-                uint64_t owner, std::optional<loop_socket> sock,
-                const tcp::endpoint& remote) {
+socket_manager::make(runtime::impl& rt, asio::io_context& loop,
+                     std::shared_ptr<const connection_config> conn_cfg,
+                     uint64_t owner, std::optional<loop_socket> sock,
+                     const tcp::endpoint& remote) {
   caf::actor_config cfg;
-  auto ptr = caf::make_actor<transport, caf::strong_actor_ptr>(
+  auto ptr = caf::make_actor<socket_manager, caf::strong_actor_ptr>(
       rt.sys.next_actor_id(), rt.sys.node(), &rt.sys, cfg, rt, loop,
       std::move(conn_cfg));
   auto t = from(ptr);
@@ -54,51 +104,69 @@ transport::make(runtime::impl& rt, asio::io_context& loop,
 
 // -- actor interface ----------------------------------------------------------
 
-void transport::enqueue(caf::mailbox_element_ptr what, caf::execution_unit*) {
+void socket_manager::enqueue(caf::mailbox_element_ptr what,
+                             caf::execution_unit*) {
   auto mid = what->mid;
   auto& xs = what->content();
   if (mid.is_response()) {
     // The target answered one delivered chunk.
     auto rid = mid.request_id().integer_value();
     if (xs.match_elements<bytes>()) {
-      write(xs.get_as<bytes>(0));
+      auto& reply = xs.get_as<bytes>(0);
+      // Empty: nothing to write, in every codec.
+      if (!reply.empty())
+        write(reply, nullptr, caf::message_id{});
     } else if (xs.match_elements<caf::error>()) {
       // The handler failed, or its actor is gone (CAF bounces requests).
       auto& err = xs.get_as<caf::error>(0);
       abort(make_error(errc::handler_failed, peer() + ": " + describe(err)));
     }
-    request_done(rid);
+    bridge_.request_done(rid);
     return;
   }
+  auto reply_to = mid.is_request() ? what->sender : nullptr;
   if (xs.match_elements<write_atom, bytes>()) {
-    auto& data = xs.get_as<bytes>(1);
-    if (mid.is_request()) {
-      if (!write(data, what->sender, mid))
-        respond(what->sender, mid,
-                caf::make_message(make_error(errc::closed, peer())));
-    } else {
-      write(data);
-    }
+    execute(command::write, xs.get_as<bytes>(1), std::move(reply_to), mid);
     return;
   }
   if (xs.match_elements<close_atom>()) {
-    close();
-    if (mid.is_request())
-      respond(what->sender, mid, caf::message{});
+    execute(command::close, {}, std::move(reply_to), mid);
     return;
   }
   if (xs.match_elements<shutdown_write_atom>()) {
-    shutdown_write();
-    if (mid.is_request())
-      respond(what->sender, mid, caf::message{});
+    execute(command::shutdown_write, {}, std::move(reply_to), mid);
     return;
   }
-  if (mid.is_request())
-    respond(what->sender, mid,
+  if (reply_to)
+    respond(reply_to, mid,
             caf::make_message(caf::make_error(caf::sec::unexpected_message)));
 }
 
-void transport::attach(caf::attachable_ptr ptr) {
+bool socket_manager::execute(command cmd, const bytes& data,
+                             caf::strong_actor_ptr reply_to,
+                             caf::message_id mid) {
+  switch (cmd) {
+    case command::write:
+      if (write(data, reply_to, mid))
+        return true;
+      // Refused: closing, or a payload the codec cannot carry (aborted).
+      if (reply_to)
+        respond(reply_to, mid,
+                caf::make_message(make_error(errc::closed, peer())));
+      return false;
+    case command::close:
+      close();
+      break;
+    case command::shutdown_write:
+      shutdown_write();
+      break;
+  }
+  if (reply_to)
+    respond(reply_to, mid, caf::message{});
+  return true;
+}
+
+void socket_manager::attach(caf::attachable_ptr ptr) {
   if (!ptr)
     return;
   caf::error reason;
@@ -117,12 +185,12 @@ void transport::attach(caf::attachable_ptr ptr) {
                     nullptr);
 }
 
-void transport::set_on_drain(std::function<void()> fn) {
+void socket_manager::set_on_drain(std::function<void()> fn) {
   std::lock_guard<std::mutex> guard{mtx_};
   rare_locked().on_drain = std::move(fn);
 }
 
-void transport::clear_on_drain() {
+void socket_manager::clear_on_drain() {
   // Moved out under the lock, destroyed outside it: the hook may hold the
   // last caller, i.e. a reference to this transport.
   std::function<void()> fn;
@@ -133,7 +201,7 @@ void transport::clear_on_drain() {
   }
 }
 
-void transport::run_on_drain() {
+void socket_manager::run_on_drain() {
   std::function<void()> fn;
   {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -146,7 +214,7 @@ void transport::run_on_drain() {
     fn();
 }
 
-std::size_t transport::detach(const caf::attachable::token& what) {
+std::size_t socket_manager::detach(const caf::attachable::token& what) {
   std::lock_guard<std::mutex> guard{mtx_};
   std::size_t count = 0;
   if (!rare_)
@@ -164,8 +232,8 @@ std::size_t transport::detach(const caf::attachable::token& what) {
   return count;
 }
 
-void transport::respond(const caf::strong_actor_ptr& to, caf::message_id mid,
-                        caf::message msg) {
+void socket_manager::respond(const caf::strong_actor_ptr& to,
+                             caf::message_id mid, caf::message msg) {
   if (!to)
     return;
   to->enqueue(caf::make_mailbox_element(self_ptr(), mid.response_id(), {},
@@ -173,7 +241,7 @@ void transport::respond(const caf::strong_actor_ptr& to, caf::message_id mid,
               nullptr);
 }
 
-void transport::send_to_target(caf::message_id mid, caf::message msg) {
+void socket_manager::send_to_target(caf::message_id mid, caf::message msg) {
   if (target_)
     target_->enqueue(
         caf::make_mailbox_element(self_ptr(), mid, {}, std::move(msg)), unit());
@@ -181,7 +249,7 @@ void transport::send_to_target(caf::message_id mid, caf::message msg) {
 
 // -- setup --------------------------------------------------------------------
 
-void transport::adopt(loop_socket sock, const tcp::endpoint& remote) {
+void socket_manager::adopt(loop_socket sock, const tcp::endpoint& remote) {
   socket_.emplace(std::move(sock));
   // The listener's view of the peer (unspecified if the peer had reset
   // already), which its per-address count used: asking again could name
@@ -189,20 +257,20 @@ void transport::adopt(loop_socket sock, const tcp::endpoint& remote) {
   remote_ = remote;
   prepare_socket(false);
   std::lock_guard<std::mutex> guard{mtx_};
-  connected_ = true;
+  stream_.connected_ = true;
 }
 
-void transport::prepare_socket(bool ask_remote) {
+void socket_manager::prepare_socket(bool ask_remote) {
   // Errors here only cost speed (Nagle) or are caught by the next syscall.
   error_code ec;
   socket_->non_blocking(true, ec);
   if (cfg_->tcp_nodelay)
     socket_->set_option(tcp::no_delay{true}, ec);
   fill_endpoints(ask_remote);
-  state_ = state::open;
+  enter(state::open);
 }
 
-void transport::fill_endpoints(bool ask_remote) {
+void socket_manager::fill_endpoints(bool ask_remote) {
   error_code ec;
   fd_ = socket_->native_handle();
   if (ask_remote) {
@@ -213,30 +281,46 @@ void transport::fill_endpoints(bool ask_remote) {
   auto local = socket_->local_endpoint(ec);
   if (!ec)
     local_ = local;
+  if (framing_)
+    framing_->set_peer(peer());
 }
 
-std::string transport::remote_host() const {
+std::string socket_manager::remote_host() const {
   return remote_.port() != 0 ? remote_.address().to_string() : std::string{};
 }
 
-std::string transport::local_host() const {
+std::string socket_manager::local_host() const {
   return local_.port() != 0 ? local_.address().to_string() : std::string{};
 }
 
-std::string transport::peer() const {
+std::string socket_manager::peer() const {
   if (remote_.port() != 0)
     return to_string(remote_);
   return target_name_ ? *target_name_ : std::string{};
 }
 
-void transport::set_target(caf::strong_actor_ptr target, bool quit_after) {
+const tls_info& socket_manager::tls() const noexcept {
+  static const tls_info plain;
+  return tls_ ? tls_->info() : plain;
+}
+
+void socket_manager::set_target(caf::strong_actor_ptr target, bool quit_after) {
   target_ = std::move(target);
   quit_after_ = quit_after;
 }
 
+void socket_manager::use_tls(std::shared_ptr<tls_context> ctx, SSL* ssl,
+                             std::chrono::milliseconds handshake_timeout) {
+  tls_ = std::make_unique<tls_transport>(*this, std::move(ctx), ssl,
+                                         handshake_timeout);
+  tls_->set_upper(&top());
+  // The stream hands nothing up: the TLS layer reads through it.
+  stream_.set_upper(nullptr);
+}
+
 // -- commands -----------------------------------------------------------------
 
-void transport::start(caf::strong_actor_ptr target) {
+void socket_manager::start(caf::strong_actor_ptr target) {
   bool finished;
   {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -257,58 +341,156 @@ void transport::start(caf::strong_actor_ptr target) {
     return;
   }
   post([this] {
-    if (state_ != state::open || reading_)
+    if (state_ != state::open || stream_.reading_)
       return;
-    reading_ = true;
-    watch_deadlines();
-    read_some();
+    begin_reading();
   });
 }
 
-void transport::close() {
+void socket_manager::handshake(std::function<void()> done) {
+  post([this, done{std::move(done)}]() mutable {
+    if (state_ != state::open || !tls_)
+      return;
+    tls_->begin_handshake(std::move(done));
+  });
+}
+
+bool socket_manager::write(const bytes& data, caf::strong_actor_ptr ack_to,
+                           caf::message_id ack_mid) {
+  std::vector<ack> done;
+  int err = 0;
+  bool arm = false;
+  bool overflow = false;
+  bool failed = false;
+  caf::error bad_frame;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (!writable_)
+      return false;
+    auto early = tls_ ? tls_->early_bytes_locked() : 0;
+    auto wire = framing_ ? cfg_->framing.wire_size(data.size()) : data.size();
+    if (stream_.queued_locked() + early + wire > cfg_->write_queue_limit) {
+      writable_ = false;
+      overflow = true;
+    } else {
+      // One piece, or the codec's header and payload.
+      framing_layer::pieces out;
+      const bytes* first = &data;
+      std::size_t count = 1;
+      if (framing_) {
+        bad_frame = framing_->encode(data, out);
+        first = out.data();
+        count = out.size();
+      }
+      if (bad_frame) {
+        writable_ = false;
+      } else if (tls_ && !tls_->ready_locked()) {
+        // Encrypted once the handshake is done, in this order; the ack
+        // rides on the last piece.
+        for (std::size_t i = 0; i < count; ++i)
+          tls_->keep_early_locked(
+              first[i], i + 1 == count ? std::move(ack_to) : nullptr, ack_mid);
+        return true;
+      } else {
+        auto& low = lower();
+        for (std::size_t i = 0; i < count && !failed; ++i)
+          failed = !low.send_locked(first[i]);
+        if (ack_to) {
+          auto& r = rare_locked();
+          r.acks.push_back(ack{r.queued_total, std::move(ack_to), ack_mid});
+        }
+        // Nothing in flight: write right here, on the actor's thread. A hop
+        // to the I/O loop would cost a wakeup per reply.
+        err = stream_.push_locked(arm);
+        if (err != 0)
+          writable_ = false;
+        take_acks_locked(done);
+      }
+    }
+  }
+  answer(done);
+  if (overflow) {
+    abort(make_error(errc::write_overflow,
+                     peer() + ": more than " +
+                         std::to_string(cfg_->write_queue_limit) +
+                         " bytes queued for a peer that does not read"));
+    return false;
+  }
+  if (bad_frame) {
+    // The peer would read something else than was written: nothing
+    // half-framed goes out, and the target learns why.
+    abort(std::move(bad_frame));
+    return false;
+  }
+  if (failed)
+    abort(make_error(errc::tls_failed, peer() + ": encryption failed"));
+  else if (err != 0)
+    abort(errno_to_error(err, errc::write_failed, peer()));
+  else if (arm)
+    post([this] { stream_.arm_write(); });
+  return true;
+}
+
+void socket_manager::take_acks_locked(std::vector<ack>& done) {
+  if (!rare_)
+    return;
+  auto& acks = rare_->acks;
+  while (!acks.empty() && acks.front().end <= rare_->written_total) {
+    done.push_back(std::move(acks.front()));
+    acks.pop_front();
+  }
+}
+
+void socket_manager::answer(std::vector<ack>& done) {
+  for (auto& x : done)
+    respond(x.to, x.mid, caf::message{});
+}
+
+socket_manager::rare& socket_manager::rare_locked() {
+  if (!rare_) {
+    rare_ = std::make_unique<rare>();
+    // Positions count from here: what is queued now ends at the queue size.
+    rare_->queued_total = stream_.queued_locked();
+  }
+  return *rare_;
+}
+
+void socket_manager::close() {
   post([this] { begin_close(caf::error{}); });
 }
 
-void transport::shutdown_write() {
+void socket_manager::shutdown_write() {
   {
     // Refuse later writes from now on, not from when the loop gets to it.
     std::lock_guard<std::mutex> guard{mtx_};
     writable_ = false;
   }
   post([this] {
-    if (state_ != state::open || shut_wr_requested_)
+    if (state_ != state::open || stream_.shut_wr_requested_)
       return;
-    shut_wr_requested_ = true;
+    stream_.shut_wr_requested_ = true;
     bool arm = false;
     int err = 0;
     bool drained;
     {
       std::lock_guard<std::mutex> guard{mtx_};
       writable_ = false;
-      tls_shutdown_locked();
-      err = push_locked(arm);
-      drained = wq_.empty();
+      lower().end_locked();
+      err = stream_.push_locked(arm);
+      drained = stream_.queue_empty_locked();
     }
     if (err != 0) {
       finish(errno_to_error(err, errc::write_failed, peer()));
       return;
     }
     if (arm)
-      arm_write();
+      stream_.arm_write();
     if (drained)
-      shut_write_side();
+      stream_.shut_write_side();
   });
 }
 
-void transport::shut_write_side() {
-  write_shut_ = true;
-  ::shutdown(fd_, SHUT_WR);
-  // Both sides ended: nothing more can happen on this connection.
-  if (peer_eof_)
-    begin_close(caf::error{});
-}
-
-void transport::notify_drain() {
+void socket_manager::notify_drain() {
   if (draining_.exchange(true))
     return;
   post([this] {
@@ -318,19 +500,19 @@ void transport::notify_drain() {
   });
 }
 
-void transport::abort(caf::error reason) {
+void socket_manager::abort(caf::error reason) {
   post([this, reason{std::move(reason)}]() mutable {
     finish(std::move(reason));
   });
 }
 
-void transport::reject(caf::error reason) {
+void socket_manager::reject(caf::error reason) {
   post([this, reason{std::move(reason)}]() mutable {
     finish(std::move(reason), false);
   });
 }
 
-void transport::target_down(const caf::error& reason) {
+void socket_manager::target_down(const caf::error& reason) {
   post([this, reason] {
     if (state_ == state::closed)
       return;
@@ -344,9 +526,30 @@ void transport::target_down(const caf::error& reason) {
   });
 }
 
+// -- reading ------------------------------------------------------------------
+
+void socket_manager::begin_reading() {
+  stream_.reading_ = true;
+  watch_deadlines();
+  lower().read_some();
+}
+
+void socket_manager::resume_reading() {
+  // A codec first hands up the frames it still holds.
+  if (top().resume() || !stream_.reading_)
+    return;
+  lower().read_some();
+}
+
+void socket_manager::stop_reading(caf::error reason) {
+  stream_.reading_ = false;
+  stream_.peer_eof_ = true;
+  top().end_of_stream(std::move(reason));
+}
+
 // -- connect ------------------------------------------------------------------
 
-void transport::connect(const client_config& cfg) {
+void socket_manager::connect(const client_config& cfg) {
   post([this, cfg] {
     if (state_ != state::connecting)
       return;
@@ -390,8 +593,8 @@ void transport::connect(const client_config& cfg) {
   });
 }
 
-void transport::try_connect(tcp::resolver::results_type endpoints,
-                            tcp::resolver::results_type::iterator pos) {
+void socket_manager::try_connect(tcp::resolver::results_type endpoints,
+                                 tcp::resolver::results_type::iterator pos) {
   if (pos == endpoints.end()) {
     finish(close_reason_ ? close_reason_
                          : make_error(errc::connect_failed, peer()));
@@ -430,44 +633,42 @@ void transport::try_connect(tcp::resolver::results_type endpoints,
       });
 }
 
-void transport::on_connected() {
+void socket_manager::on_connected() {
   close_reason_ = caf::error{};
   timer_.reset();
   resolver_.reset();
   prepare_socket(true);
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    connected_ = true;
+    stream_.connected_ = true;
   }
   if (tls_) {
-    // `connected` waits for the handshake; early writes wait in tls_.
-    begin_handshake();
+    // `connected` waits for the handshake; early writes wait in the layer.
+    tls_->begin_handshake(nullptr);
     return;
   }
   on_ready();
 }
 
-void transport::on_ready() {
+void socket_manager::on_ready() {
   bool flush = false;
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    if (!wq_.empty() && !write_armed_) {
-      write_armed_ = true;
+    if (!stream_.wq_.empty() && !stream_.write_armed_) {
+      stream_.write_armed_ = true;
       flush = true;
     }
   }
   send_to_target(caf::make_message_id(),
                  caf::make_message(connected_atom::value));
-  reading_ = true;
-  watch_deadlines();
-  read_some();
+  begin_reading();
   if (flush && state_ == state::open)
-    on_writable();
+    stream_.on_writable();
 }
 
 // -- deadlines ----------------------------------------------------------------
 
-void transport::watch_deadlines() {
+void socket_manager::watch_deadlines() {
   auto& c = *cfg_;
   std::chrono::milliseconds shortest{0};
   for (auto x : {c.first_byte_timeout, c.idle_timeout, c.write_stall_timeout,
@@ -478,11 +679,12 @@ void transport::watch_deadlines() {
     return;
   lc_->sweep->watch(this, shortest);
   // Stamps taken before the sweep ran may be stale.
-  opened_at_ = last_read_ = write_wait_since_ = timeouts::now();
+  opened_at_ = stream_.last_read_ = stream_.write_wait_since_ = timeouts::now();
 }
 
-caf::error transport::expired(timeouts::clock::time_point now) {
+caf::error socket_manager::expired(timeouts::clock::time_point now) {
   auto& c = *cfg_;
+  auto& st = stream_;
   // A stamp may lag the event by one period; adding it means a timeout
   // never fires early, and at most two periods late.
   auto lag = lc_->sweep->period();
@@ -495,22 +697,22 @@ caf::error transport::expired(timeouts::clock::time_point now) {
     return make_error(code, peer() + ": " + what + " for " +
                                 std::to_string(limit.count()) + "ms");
   };
-  if (write_waiting_ && over(write_wait_since_, c.write_stall_timeout))
+  if (st.write_waiting_ && over(st.write_wait_since_, c.write_stall_timeout))
     return err(errc::write_stall_timeout, c.write_stall_timeout,
                "queued bytes made no progress");
   if (state_ == state::open && over(opened_at_, c.max_lifetime))
     return err(errc::lifetime_exceeded, c.max_lifetime, "connection open");
-  if (state_ != state::open || !reading_)
+  if (state_ != state::open || !st.reading_)
     return {};
-  if (!any_read_ && over(opened_at_, c.first_byte_timeout))
+  if (!st.any_read_ && over(opened_at_, c.first_byte_timeout))
     return err(errc::first_byte_timeout, c.first_byte_timeout, "no first byte");
   // Before the first byte, idle counts from the open (last_read_ starts
   // there): "nothing arrived for this long" holds either way.
-  if (over(last_read_, c.idle_timeout)) {
+  if (over(st.last_read_, c.idle_timeout)) {
     std::lock_guard<std::mutex> guard{mtx_};
-    if (read_paused_) {
+    if (st.read_paused_) {
       // Our actor is behind, not the peer: waiting does not count.
-      last_read_ = now;
+      st.last_read_ = now;
       return {};
     }
     return err(errc::idle_timeout, c.idle_timeout, "no byte received");
@@ -518,11 +720,11 @@ caf::error transport::expired(timeouts::clock::time_point now) {
   return {};
 }
 
-bool transport::deadline_passed(timeouts::clock::time_point now) {
+bool socket_manager::deadline_passed(timeouts::clock::time_point now) {
   return static_cast<bool>(expired(now));
 }
 
-void transport::on_deadline(timeouts::clock::time_point now) {
+void socket_manager::on_deadline(timeouts::clock::time_point now) {
   auto err = expired(now);
   if (!err)
     return;
@@ -536,16 +738,16 @@ void transport::on_deadline(timeouts::clock::time_point now) {
 
 // -- close --------------------------------------------------------------------
 
-void transport::begin_close(caf::error reason) {
+void socket_manager::begin_close(caf::error reason) {
   if (state_ == state::closing || state_ == state::closed)
     return;
   if (state_ == state::connecting) {
     finish(std::move(reason));
     return;
   }
-  state_ = state::closing;
+  enter(state::closing);
   close_reason_ = std::move(reason);
-  reading_ = false;
+  stream_.reading_ = false;
   bool drained;
   std::size_t queued;
   bool arm = false;
@@ -555,11 +757,11 @@ void transport::begin_close(caf::error reason) {
     writable_ = false;
     if (tls_) {
       // close_notify tells the peer the data ended here, not cut short.
-      tls_shutdown_locked();
-      err = push_locked(arm);
+      tls_->end_locked();
+      err = stream_.push_locked(arm);
     }
-    drained = wq_.empty();
-    queued = wq_bytes_;
+    drained = stream_.queue_empty_locked();
+    queued = stream_.queued_locked();
   }
   if (err != 0) {
     finish(close_reason_ ? close_reason_
@@ -567,7 +769,7 @@ void transport::begin_close(caf::error reason) {
     return;
   }
   if (arm)
-    arm_write();
+    stream_.arm_write();
   if (drained) {
     finish(close_reason_);
     return;
@@ -584,11 +786,11 @@ void transport::begin_close(caf::error reason) {
   });
 }
 
-void transport::finish(caf::error reason, bool notify_target) {
+void socket_manager::finish(caf::error reason, bool notify_target) {
   if (state_ == state::closed)
     return;
-  state_ = state::closed;
-  reading_ = false;
+  enter(state::closed);
+  stream_.reading_ = false;
   ring<ack> acks;
   caf::strong_actor_ptr target;
   bool quit_after;
@@ -601,16 +803,15 @@ void transport::finish(caf::error reason, bool notify_target) {
     target.swap(target_);
     quit_after = quit_after_;
     writable_ = false;
-    connected_ = false;
-    wq_.clear();
-    wq_bytes_ = 0;
+    stream_.clear_locked();
     if (rare_)
       std::swap(acks, rare_->acks);
-    pending_.clear();
-    pending_bytes_ = 0;
-    eof_pending_ = false;
+    bridge_.clear_locked();
     fd_ = -1;
-    tls_release_locked(acks);
+    if (tls_)
+      tls_->release_locked([&](caf::strong_actor_ptr to, caf::message_id mid) {
+        acks.push_back(ack{0, std::move(to), mid});
+      });
   }
   error_code ec;
   if (socket_) {
@@ -620,10 +821,10 @@ void transport::finish(caf::error reason, bool notify_target) {
   resolver_.reset();
   timer_.reset();
   lc_->sweep->unwatch(this);
-  // The listener's callback holds this transport: drop it, or a failed
-  // handshake keeps the transport alive forever.
+  // The listener's callback holds this socket manager: drop it, or a failed
+  // handshake keeps it alive forever.
   if (tls_)
-    tls_->on_handshake = nullptr;
+    tls_->forget_callback();
   // Includes TLS writes that waited for a handshake that never finished.
   for (; !acks.empty(); acks.pop_front())
     respond(acks.front().to, acks.front().mid,
@@ -644,9 +845,9 @@ void transport::finish(caf::error reason, bool notify_target) {
   if (quit_after)
     tell(caf::make_message(quit_atom::value));
   // Before the observer hears of it: a listener that counts this one as
-  // gone must not find it among its live transports (owned_by skips it).
+  // gone must not find it among its live connections (owned_by skips it).
   setf(is_terminated_flag | is_cleaned_up_flag);
-  // finish() runs once, so the observer hears of this transport once.
+  // finish() runs once, so the observer hears of this connection once.
   if (owner_ != 0)
     if (auto observer = lc_->rt->observer(owner_))
       observer->on_finished(*this, reason);
