@@ -20,8 +20,8 @@
 #                         hard descriptor limit it is raised (root with
 #                         CAP_SYS_RESOURCE only)
 #   BENCH_THREADS [1]     tcpactor-bench --threads
-#   SCENARIOS [pingpong stream connect hold; TLS=1 adds tls-pingpong
-#             tls-stream tls-connect]
+#   SCENARIOS [pingpong framed-pingpong stream connect hold; TLS=1 adds
+#             tls-pingpong tls-stream tls-connect]
 #   TLS [0]               1: add the TLS scenarios to the default SCENARIOS
 #   TLS_RESUME [0]        1: tls-connect resumes sessions (--tls-resume);
 #                         0 measures full handshakes
@@ -32,6 +32,11 @@
 # There is no TLS reference server: their ratio column is TLS / plain
 # tcpactor-echo from the same run (when that scenario ran too), and
 # tls-stream is checked against issue 4's absolute target of 500 MB/s.
+# framed-pingpong is pingpong with messages framed as a 4-byte big-endian
+# length and the payload: tcpactor-echo --framing=length:4 cuts and frames
+# them, tcpactor-bench --framing=length:4 sends and checks whole frames. Its
+# ratio column is framed / raw tcpactor-echo pingpong from the same run
+# (when pingpong ran too, before it): the cost of framing.
 #   BUILD_DIR [build-bench]  SKIP_BUILD [0]: 1 uses the binaries as built
 #   SERVER_CPUS, BENCH_CPUS  taskset -c lists (empty: no pinning)
 #
@@ -57,9 +62,9 @@ BENCH_THREADS=${BENCH_THREADS:-1}
 TLS=${TLS:-0}
 TLS_RESUME=${TLS_RESUME:-0}
 if [[ $TLS == 1 ]]; then
-  SCENARIOS=${SCENARIOS:-pingpong stream connect hold tls-pingpong tls-stream tls-connect}
+  SCENARIOS=${SCENARIOS:-pingpong framed-pingpong stream connect hold tls-pingpong tls-stream tls-connect}
 else
-  SCENARIOS=${SCENARIOS:-pingpong stream connect hold}
+  SCENARIOS=${SCENARIOS:-pingpong framed-pingpong stream connect hold}
 fi
 SERVER_CPUS=${SERVER_CPUS:-}
 read -r -a ECHO_EXTRA <<<"${ECHO_ARGS:-}"
@@ -141,7 +146,8 @@ make_certs() {
   }
 }
 
-# start_server epoll|tcpactor|tcpactor-tls: sets SERVER_PID and SERVER_PORT.
+# start_server epoll|tcpactor|tcpactor-tls|tcpactor-framed: sets SERVER_PID
+# and SERVER_PORT.
 start_server() {
   local out=$TMP/server.out err=$TMP/server.err
   : >"$out"
@@ -157,6 +163,11 @@ start_server() {
         --io-threads "$IO_THREADS" --scheduler.max-threads "$SCHED_THREADS" \
         --tls.cert-file "$TMP/tls/server.pem" --tls.key-file "$TMP/tls/server.key" \
         "${ECHO_EXTRA[@]}"
+      ;;
+    tcpactor-framed)
+      pinned "$SERVER_CPUS" "$ECHO_BIN" --log-level quiet --port 0 \
+        --io-threads "$IO_THREADS" --scheduler.max-threads "$SCHED_THREADS" \
+        --framing length:4 "${ECHO_EXTRA[@]}"
       ;;
   esac
   "${CMD[@]}" >"$out" 2>"$err" &
@@ -194,6 +205,10 @@ measure() {
   case ${scenario#tls-} in
     pingpong)
       args=(--mode pingpong --connections 50 --size 64)
+      key=messages_per_s
+      ;;
+    framed-pingpong)
+      args=(--mode pingpong --connections 50 --size 64 --framing length:4)
       key=messages_per_s
       ;;
     stream)
@@ -343,6 +358,8 @@ else
   label[tls-connect]="TLS connect churn (full handshakes), 50 concurrent, 64 B echo"
 fi
 unit[tls-connect]=conn/s
+label[framed-pingpong]="framed ping-pong (length:4), 50 conns, 64 B"
+unit[framed-pingpong]=msg/s
 declare -A plain_median
 tls_note=""
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -360,18 +377,22 @@ for scenario in $SCENARIOS; do
     exit 1
   }
   e_vals=() t_vals=() ratios=()
-  if [[ $scenario == tls-* ]]; then
+  if [[ $scenario == tls-* || $scenario == framed-* ]]; then
+    # No reference server: compared with the plain scenario of this run.
+    server=tcpactor-tls base=${scenario#tls-} versus=plain
+    if [[ $scenario == framed-* ]]; then
+      server=tcpactor-framed base=${scenario#framed-} versus=raw
+    fi
     for ((r = 1; r <= RUNS; r++)); do
-      measure "$scenario" tcpactor-tls
+      measure "$scenario" "$server"
       log "$scenario run $r/$RUNS: tcpactor $VALUE (load $(cut -d' ' -f1 /proc/loadavg))"
       t_vals+=("$VALUE")
     done
     tm=$(median "${t_vals[@]}")
-    base=${scenario#tls-}
     pm=${plain_median[$base]:--}
     rm_=-
     if [[ $tm != - && $pm != - ]]; then
-      rm_=$(awk -v t="$tm" -v p="$pm" 'BEGIN { if (p > 0) printf "%.2f vs plain", t / p; else print "-" }')
+      rm_=$(awk -v t="$tm" -v p="$pm" -v w="$versus" 'BEGIN { if (p > 0) printf "%.2f vs %s", t / p, w; else print "-" }')
     fi
     if [[ $scenario == tls-stream && $tm != - ]]; then
       tls_note=$(awk -v x="$tm" 'BEGIN { printf "TLS stream target (issue 4, absolute): >= 500 MB/s: %.0f MB/s, %s", x, (x >= 500 ? "met" : "NOT met") }')
@@ -417,6 +438,8 @@ ratio: tcpactor / epoll, the median of the per-pair ratios (each pair run
 back to back). Targets (issue 3): ping-pong >= 0.8, stream >= 0.9, connect
 >= 0.8; idle memory <= 2 KiB per connection (absolute). TLS rows: no
 reference server; the ratio is TLS / plain tcpactor-echo in this run.
+Framed row: length:4 framing on both sides; the ratio is framed / raw
+tcpactor-echo ping-pong in this run.
 ${tls_note:+$tls_note
 }Raw RESULT lines: $LOG
 EOF
