@@ -10,6 +10,7 @@ PACKAGES=(
   libboost-test-dev                  # Boost.Test
   libssl-dev openssl                 # OpenSSL 3 (TLS, test certificates)
   python3 netcat-openbsd             # test peers we did not write
+  clang-14 libclang-rt-14-dev        # libFuzzer (scripts/fuzz.sh)
 )
 
 missing=()

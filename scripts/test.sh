@@ -38,6 +38,12 @@ run_pass() {
 
 run_pass "$BUILD_DIR" -DCMAKE_BUILD_TYPE="$BUILD_TYPE"
 
+# The frame codec fuzzers (CI=true or FUZZ=1): 10 s per target in CI.
+if [[ ${CI:-} == true || ${FUZZ:-0} == 1 ]]; then
+  phase "fuzz the frame codecs"
+  FUZZ_SECONDS=${FUZZ_SECONDS:-10} bash scripts/fuzz.sh
+fi
+
 if [[ $SANITIZE != 0 ]]; then
   # -O1 keeps the sanitizer build quick to compile and the tests quick to run.
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
