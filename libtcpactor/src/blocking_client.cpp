@@ -136,7 +136,7 @@ blocking_client::read_bytes(std::chrono::milliseconds timeout) {
   while (!done) {
     impl_->self->receive(
         [&](bytes& chunk) -> bytes {
-          if (chunk.empty()) {
+          if (chunk.empty() && impl_->cfg.connection.half_close) {
             // Half-close: the peer is done sending; we may still write.
             impl_->read_ended = true;
             result = make_error(errc::peer_closed,
@@ -167,6 +167,24 @@ blocking_client::read_bytes(std::chrono::milliseconds timeout) {
             });
   }
   return result;
+}
+
+caf::expected<bytes> blocking_client::read_frame() {
+  if (!impl_)
+    return make_error(errc::closed, "socket connection already closed");
+  return read_frame(impl_->cfg.read_timeout);
+}
+
+caf::expected<bytes>
+blocking_client::read_frame(std::chrono::milliseconds timeout) {
+  if (impl_ && impl_->cfg.connection.framing.type ==
+                   framing_config::codec::raw)
+    return make_error(errc::invalid_config,
+                      "client.connection.framing: read_frame needs a codec "
+                      "(length, line, delimiter or exact); read_bytes reads "
+                      "raw chunks");
+  // Each message is one whole frame: the framing layer cut it.
+  return read_bytes(timeout);
 }
 
 caf::error blocking_client::shutdown_write() {

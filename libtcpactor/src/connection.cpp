@@ -13,27 +13,42 @@
 namespace tcpactor {
 
 service echo_service(caller conn) {
-  // Only a half-closing connection ever sees the empty chunk, so only it
-  // needs its caller. The others share one behavior: CAF counts references
-  // to it and its handlers only read, and a behavior of their own would
-  // cost each idle connection 152 bytes.
-  if (!conn || !socket_manager::from(conn.transport())->config().half_close) {
-    static const service shared{
-        [](const bytes& in) { return in; },
+  // Only a half-closing connection ever sees the empty chunk, and only a
+  // framing one an empty frame, so only they need their caller. The others
+  // share one behavior: CAF counts references to it and its handlers only
+  // read, and a behavior of their own would cost each idle connection 152
+  // bytes.
+  auto* mgr = conn ? socket_manager::from(conn.transport()) : nullptr;
+  if (mgr && mgr->config().half_close) {
+    return {
+        [conn](const bytes& in) {
+          if (in.empty())
+            conn.close(); // nothing follows the peer's end
+          return in;
+        },
         [](error_atom, const caf::error&) {},
         [](closed_atom) {},
     };
-    return shared;
   }
-  return {
-      [conn](const bytes& in) {
-        if (in.empty())
-          conn.close(); // nothing follows the peer's end
-        return in;
-      },
+  if (mgr && mgr->config().framing.type != framing_config::codec::raw) {
+    return {
+        [conn](const bytes& in) {
+          // An empty reply writes nothing; an empty frame is echoed all the
+          // same, in order, since replies and writes share one queue.
+          if (in.empty())
+            conn.write(in);
+          return in;
+        },
+        [](error_atom, const caf::error&) {},
+        [](closed_atom) {},
+    };
+  }
+  static const service shared{
+      [](const bytes& in) { return in; },
       [](error_atom, const caf::error&) {},
       [](closed_atom) {},
   };
+  return shared;
 }
 
 namespace {

@@ -58,6 +58,15 @@ public:
   caf::expected<bytes> read_bytes();
   caf::expected<bytes> read_bytes(std::chrono::milliseconds timeout);
 
+  /// With a codec (`cfg.connection.framing`): the next whole frame, which
+  /// may be empty, with `read_bytes`' timeout and end rules. A frame the
+  /// peer sent broken (too large, cut short) ends the connection and is
+  /// returned as that error (`errc::frame_too_large`, `frame_truncated`)
+  /// after the frames before it. Without a codec: `errc::invalid_config`.
+  /// `write_bytes` frames what it writes whenever a codec is set.
+  caf::expected<bytes> read_frame();
+  caf::expected<bytes> read_frame(std::chrono::milliseconds timeout);
+
   /// Flushes what was written, then ends our side (FIN); reading goes on
   /// until the peer closes (`errc::peer_closed`).
   caf::error shutdown_write();

@@ -43,10 +43,11 @@ using connection_actor =
 using connect_handler = std::function<caf::expected<service>(
     caf::event_based_actor* self, const caller& conn)>;
 
-/// A service that writes every chunk back. Given a half-closing connection
-/// (`connection_config::half_close`), it also closes once the peer ended
-/// (the empty chunk); for any other connection it returns one behavior
-/// shared by all of them.
+/// A service that writes every chunk (or frame) back. Given a half-closing
+/// connection (`connection_config::half_close`), it also closes once the
+/// peer ended (the empty chunk); given a framing connection, it echoes empty
+/// frames too (an empty reply writes nothing); for any other connection it
+/// returns one behavior shared by all of them.
 service echo_service(caller conn = {});
 
 } // namespace tcpactor
