@@ -10,8 +10,14 @@ PACKAGES=(
   libboost-test-dev                  # Boost.Test
   libssl-dev openssl                 # OpenSSL 3 (TLS, test certificates)
   python3 netcat-openbsd             # test peers we did not write
-  clang-14 libclang-rt-14-dev        # libFuzzer (scripts/fuzz.sh)
 )
+# Only the test command needs these (scripts/test.sh passes --test).
+if [[ ${1:-} == --test ]]; then
+  PACKAGES+=(
+    clang-14 libclang-rt-14-dev # libFuzzer (scripts/fuzz.sh)
+    erlang-base                 # a {packet,4} peer for framing tests
+  )
+fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -22,7 +22,7 @@ t0=$SECONDS
 phase() { echo "== test.sh: $* ($((SECONDS - t0)) s elapsed)"; }
 
 phase "dependencies"
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh --test
 
 # Runs one configure + build + ctest pass; extra arguments go to cmake.
 run_pass() {

@@ -119,6 +119,37 @@ int main() {
     return fail("echo_service sent back \"" + echoed + "\"");
   std::printf("blocking client: %s\n", echoed.c_str());
 
+  // README: framing begin
+  auto framing = tcpactor::framing_config::parse("length:4,max=64k");
+  if (!framing)
+    return fail(tcpactor::describe(framing.error()));
+  tcpactor::listener_config fl = lc;
+  fl.connection.framing = *framing; // each `bytes` is one whole frame
+  auto l3 = tcpactor::spawn_listener(
+      *rt, fl,
+      [](caf::event_based_actor*,
+         const tcpactor::caller& conn) -> caf::expected<tcpactor::service> {
+        return tcpactor::echo_service(conn); // echoes empty frames too
+      });
+  if (!l3)
+    return fail(tcpactor::describe(l3.error()));
+  tcpactor::client_config fc;
+  fc.host = "127.0.0.1";
+  fc.port = l3->port();
+  fc.connection.framing = *framing; // writes go out framed
+  auto f = tcpactor::blocking_client::connect(*rt, fc);
+  if (!f)
+    return fail(tcpactor::describe(f.error()));
+  if (auto err = f->write_bytes(tcpactor::bytes{"ping"})) // 0 0 0 4 ping
+    return fail(tcpactor::describe(err));
+  auto frame = f->read_frame(5s); // one whole frame, however it was read
+  if (!frame)
+    return fail(tcpactor::describe(frame.error()));
+  // README: framing end
+  if (frame->to_string() != "ping")
+    return fail("framed echo sent back \"" + frame->to_string() + "\"");
+  std::printf("framed: %s\n", frame->to_string().c_str());
+
   // The client actor against a second listener running shout_service.
   auto l2 = tcpactor::spawn_listener(
       *rt, lc,
