@@ -53,35 +53,7 @@ const char* find_delimiter(const char* first, const char* last,
 }
 
 std::string printable(std::string_view delim) {
-  std::string out;
-  for (char c : delim) {
-    switch (c) {
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\0':
-        out += "\\0";
-        break;
-      default: {
-        auto u = static_cast<unsigned char>(c);
-        if (u < 0x20 || u > 0x7e) {
-          static constexpr char digits[] = "0123456789abcdef";
-          out += "\\x";
-          out += digits[u >> 4];
-          out += digits[u & 0xf];
-        } else {
-          out += c;
-        }
-      }
-    }
-  }
-  return "\"" + out + "\"";
+  return "\"" + escape_delimiter(delim) + "\"";
 }
 
 std::string too_large(std::size_t size, std::size_t max) {

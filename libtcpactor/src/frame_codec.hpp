@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <caf/error.hpp>
@@ -63,6 +64,10 @@ private:
   caf::error err_;
   std::string peer_;
 };
+
+/// `text` with `\n`, `\r`, `\t`, `\0`, `\\`, ',' and other non-printable
+/// bytes escaped, as `framing_config::parse` reads them back.
+std::string escape_delimiter(std::string_view text);
 
 /// Frames `payload` for the wire. Appends one or two pieces to `out`: for
 /// small payloads one contiguous buffer (one TLS record, one iovec), for

@@ -1,5 +1,7 @@
 #include "tcpactor/framing.hpp"
 
+#include "frame_codec.hpp"
+
 #include <charconv>
 #include <limits>
 #include <vector>
@@ -134,9 +136,11 @@ bool unescape(std::string_view text, std::string& out, std::string& err) {
   return true;
 }
 
+} // namespace
+
 // The inverse of unescape. ',' is escaped too, so that a delimiter never
 // reads as the start of ",max=".
-std::string escape(std::string_view text) {
+std::string escape_delimiter(std::string_view text) {
   static constexpr char digits[] = "0123456789abcdef";
   std::string out;
   for (char c : text) {
@@ -170,6 +174,8 @@ std::string escape(std::string_view text) {
   }
   return out;
 }
+
+namespace {
 
 std::vector<std::string_view> split(std::string_view str, char sep) {
   std::vector<std::string_view> result;
@@ -300,7 +306,7 @@ std::string framing_config::to_string() const {
       else if (delimiter == "\r\n" && !accept_crlf)
         result = "line:crlf";
       else
-        result = "delimiter:" + escape(delimiter);
+        result = "delimiter:" + escape_delimiter(delimiter);
       break;
     case codec::exact:
       result = "exact:" + std::to_string(frame_size);
@@ -346,7 +352,7 @@ caf::error framing_config::validate(const std::string& prefix) const {
                        " bytes (is " + std::to_string(delimiter.size()) + ")");
       if (accept_crlf && delimiter != "\n")
         return bad(p + "accept_crlf", "needs the delimiter \"\\n\" (is \"" +
-                                          escape(delimiter) + "\")");
+                                          escape_delimiter(delimiter) + "\")");
       break;
     case codec::exact:
       if (frame_size < 1 || frame_size > max_frame_size)
