@@ -3,12 +3,15 @@
 # claims. Each round runs A then B (then B then A the next round, so drift
 # and warm caches favour neither) against a fresh server at its defaults
 # plus ECHO_ARGS, with one load generator, and prints each pair's B/A ratio
-# and the median per scenario.
+# and the median per scenario. Servers run at their defaults: add
+# --log-level etc. through ECHO_ARGS.
 #
 #   bench/ab.sh A_ECHO B_ECHO [BENCH_BIN]
 #
 # Environment: ROUNDS [5], DURATION [4], WARMUP [1],
-#   SCENARIOS [pingpong stream connect framed-pingpong], ECHO_ARGS [].
+#   SCENARIOS [pingpong stream connect framed-pingpong], ECHO_ARGS [] (both),
+#   A_ARGS [], B_ARGS [] (one side each: the same binary twice compares
+#   two settings, e.g. A_ARGS="--io-threads 1").
 # framed-pingpong runs both servers with --framing=length:4 (skipped for a
 # build whose tcpactor-echo does not know the option).
 set -euo pipefail
@@ -21,6 +24,8 @@ DURATION=${DURATION:-4}
 WARMUP=${WARMUP:-1}
 SCENARIOS=${SCENARIOS:-pingpong stream connect framed-pingpong}
 read -r -a EXTRA <<<"${ECHO_ARGS:-}"
+read -r -a A_EXTRA <<<"${A_ARGS:-}"
+read -r -a B_EXTRA <<<"${B_ARGS:-}"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/tcpactor-ab.XXXXXX")
 PID=""
 cleanup() {
@@ -31,7 +36,7 @@ cleanup() {
 trap cleanup EXIT
 
 start() { # start ECHO ARGS...: sets PID and PORT
-  "$@" --log-level warning --port 0 "${EXTRA[@]}" >"$TMP/out" 2>"$TMP/err" &
+  "$@" --port 0 "${EXTRA[@]}" >"$TMP/out" 2>"$TMP/err" &
   PID=$!
   local i
   for ((i = 0; i < 200; i++)); do
@@ -52,13 +57,13 @@ stop() {
   PID=""
 }
 
-run() { # run ECHO SCENARIO: prints the figure
-  local echo=$1 scenario=$2 server_args=() args key
+run() { # run ECHO SCENARIO ARGS...: prints the figure
+  local echo=$1 scenario=$2 server_args=("${@:3}") args key
   case $scenario in
     pingpong) args=(--mode pingpong --connections 50 --size 64) key=messages_per_s ;;
     framed-pingpong)
       args=(--mode pingpong --connections 50 --size 64 --framing length:4)
-      server_args=(--framing length:4) key=messages_per_s
+      server_args+=(--framing length:4) key=messages_per_s
       ;;
     stream) args=(--mode stream --connections 4 --size 16KiB --window 256KiB) key=mb_per_s ;;
     connect) args=(--mode connect --connections 50 --size 64) key=connections_per_s ;;
@@ -80,11 +85,11 @@ for scenario in $SCENARIOS; do
   ratios=() as=() bs=()
   for ((r = 0; r < ROUNDS; r++)); do
     if ((r % 2 == 0)); then
-      a=$(run "$A" "$scenario")
-      b=$(run "$B" "$scenario")
+      a=$(run "$A" "$scenario" "${A_EXTRA[@]}")
+      b=$(run "$B" "$scenario" "${B_EXTRA[@]}")
     else
-      b=$(run "$B" "$scenario")
-      a=$(run "$A" "$scenario")
+      b=$(run "$B" "$scenario" "${B_EXTRA[@]}")
+      a=$(run "$A" "$scenario" "${A_EXTRA[@]}")
     fi
     [[ -n $a && -n $b && $a != - && $b != - ]] || {
       echo "$scenario: round $r failed (A '$a', B '$b')" >&2

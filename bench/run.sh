@@ -12,8 +12,12 @@
 #   DURATION [5; QUICK=1: 2] seconds measured (hold: seconds held)
 #   WARMUP [1]            seconds of traffic before measuring
 #   QUICK [0]             1: short smoke run
-#   IO_THREADS [1]        tcpactor-echo --io-threads
-#   SCHED_THREADS [2]     tcpactor-echo --scheduler.max-threads
+#   IO_THREADS []         tcpactor-echo --io-threads; empty: the daemon's
+#                         default, as a user runs it
+#   SCHED_THREADS []      tcpactor-echo --scheduler.max-threads; empty:
+#                         the daemon's default
+#   LOG_LEVEL []          tcpactor-echo --log-level; empty: the daemon's
+#                         default (its log goes to a file, as under systemd)
 #   ECHO_ARGS []          more tcpactor-echo options, e.g.
 #                         "--handlers-on-io-thread=true"
 #   HOLD_CONNS [10000]    idle connections of the hold scenario; above the
@@ -55,8 +59,9 @@ else
   DURATION=${DURATION:-5}
 fi
 WARMUP=${WARMUP:-1}
-IO_THREADS=${IO_THREADS:-1}
-SCHED_THREADS=${SCHED_THREADS:-2}
+IO_THREADS=${IO_THREADS:-}
+SCHED_THREADS=${SCHED_THREADS:-}
+LOG_LEVEL=${LOG_LEVEL:-}
 HOLD_CONNS=${HOLD_CONNS:-10000}
 BENCH_THREADS=${BENCH_THREADS:-1}
 TLS=${TLS:-0}
@@ -68,6 +73,11 @@ else
 fi
 SERVER_CPUS=${SERVER_CPUS:-}
 read -r -a ECHO_EXTRA <<<"${ECHO_ARGS:-}"
+# What the daemon is told besides its port: nothing but what was asked for.
+ECHO_TUNING=()
+[[ -z $IO_THREADS ]] || ECHO_TUNING+=(--io-threads "$IO_THREADS")
+[[ -z $SCHED_THREADS ]] || ECHO_TUNING+=(--scheduler.max-threads "$SCHED_THREADS")
+[[ -z $LOG_LEVEL ]] || ECHO_TUNING+=(--log-level "$LOG_LEVEL")
 BENCH_CPUS=${BENCH_CPUS:-}
 
 ECHO_BIN=$BUILD/apps/tcpactor-echo
@@ -154,19 +164,16 @@ start_server() {
   case $1 in
     epoll) pinned "$SERVER_CPUS" "$EPOLL_BIN" --port 0 ;;
     tcpactor)
-      pinned "$SERVER_CPUS" "$ECHO_BIN" --log-level quiet --port 0 \
-        --io-threads "$IO_THREADS" --scheduler.max-threads "$SCHED_THREADS" \
+      pinned "$SERVER_CPUS" "$ECHO_BIN" --port 0 "${ECHO_TUNING[@]}" \
         "${ECHO_EXTRA[@]}"
       ;;
     tcpactor-tls)
-      pinned "$SERVER_CPUS" "$ECHO_BIN" --log-level quiet --port 0 \
-        --io-threads "$IO_THREADS" --scheduler.max-threads "$SCHED_THREADS" \
+      pinned "$SERVER_CPUS" "$ECHO_BIN" --port 0 "${ECHO_TUNING[@]}" \
         --tls.cert-file "$TMP/tls/server.pem" --tls.key-file "$TMP/tls/server.key" \
         "${ECHO_EXTRA[@]}"
       ;;
     tcpactor-framed)
-      pinned "$SERVER_CPUS" "$ECHO_BIN" --log-level quiet --port 0 \
-        --io-threads "$IO_THREADS" --scheduler.max-threads "$SCHED_THREADS" \
+      pinned "$SERVER_CPUS" "$ECHO_BIN" --port 0 "${ECHO_TUNING[@]}" \
         --framing length:4 "${ECHO_EXTRA[@]}"
       ;;
   esac
@@ -425,7 +432,7 @@ done
 cat <<EOF
 
 tcpactor bench: $(nproc) cores, $(uname -sr), Release, $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no git")$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo "+dirty"), $(date -u +%Y-%m-%dT%H:%MZ)
-RUNS=$RUNS DURATION=$DURATION WARMUP=$WARMUP IO_THREADS=$IO_THREADS SCHED_THREADS=$SCHED_THREADS BENCH_THREADS=$BENCH_THREADS; medians; load generator on the same machine
+RUNS=$RUNS DURATION=$DURATION WARMUP=$WARMUP IO_THREADS=${IO_THREADS:-default} SCHED_THREADS=${SCHED_THREADS:-default} LOG_LEVEL=${LOG_LEVEL:-default} ECHO_ARGS=${ECHO_ARGS:-none} BENCH_THREADS=$BENCH_THREADS; medians; load generator on the same machine
 load average (1/5/15 min) at start: $load_start, at end: $(cut -d' ' -f1-3 /proc/loadavg)
 
 | scenario | epoll | tcpactor | ratio |
