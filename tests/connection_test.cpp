@@ -442,4 +442,56 @@ BOOST_AUTO_TEST_CASE(caller_copy_outliving_its_connection_is_harmless) {
   BOOST_TEST(r.in == "again", describe(r));
 }
 
+/// Answers "bad" with an error (not bytes), echoes the rest, and reports
+/// every event to `sink` as recording_handler does.
+connect_handler error_on_bad(caf::actor sink) {
+  return [sink](caf::event_based_actor* self,
+                const caller& conn) -> caf::expected<service> {
+    auto id = conn.id();
+    auto report = [self, sink, id](const char* what, caf::error err = {}) {
+      self->send(sink, event_atom::value, id, std::string{what},
+                 std::move(err));
+    };
+    report("open");
+    return service{
+        [report](const bytes& in) -> caf::result<bytes> {
+          report("bytes");
+          if (in.view() == "bad")
+            return caf::make_error(caf::sec::invalid_argument, "bad input");
+          return in;
+        },
+        [report](error_atom, const caf::error& err) { report("error", err); },
+        [report](closed_atom) { report("closed"); },
+    };
+  };
+}
+
+BOOST_AUTO_TEST_CASE(handler_error_closes_by_default) {
+  auto l = listen(error_on_bad(sink()));
+  auto s = connect_blocking(l.port());
+  BOOST_TEST(pump(s, "ok", 2).in == "ok");
+  auto r = pump(s, "bad", 1);
+  BOOST_TEST(saw_close(r), describe(r));
+  auto id = log.await(self, "closed");
+  BOOST_TEST(log.render(id) == "open bytes bytes error(handler_failed) closed");
+}
+
+BOOST_AUTO_TEST_CASE(handler_error_is_only_reported_when_asked) {
+  // Ballerina's onBytes returning an error: reported, the connection stays.
+  listener_config lc;
+  lc.connection.close_on_handler_error = false;
+  auto l = listen(error_on_bad(sink()), lc);
+  auto s = connect_blocking(l.port());
+  BOOST_TEST(pump(s, "ok", 2).in == "ok");
+  BOOST_TEST_REQUIRE(::send(s.fd(), "bad", 3, MSG_NOSIGNAL) == 3);
+  auto id = log.await(self, "error");
+  BOOST_TEST_REQUIRE(id != 0u);
+  BOOST_TEST(log.error_kind(id) == errc::handler_failed, log.render(id));
+  BOOST_TEST(pump(s, "still here", 10).in == "still here");
+  s.close();
+  BOOST_TEST(log.await(self, "closed") == id);
+  BOOST_TEST(log.render(id) ==
+             "open bytes bytes error(handler_failed) bytes closed");
+}
+
 BOOST_AUTO_TEST_SUITE_END()

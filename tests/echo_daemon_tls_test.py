@@ -623,6 +623,21 @@ class EchoDaemonTlsTest(DaemonTestCase):
         self.assertEqual(code, 2, err)
         self.assertIn("tls.cert-file", err)
 
+    def test_a_tls_key_at_its_default_value_is_no_error(self):
+        # Writing down a default asks for nothing: no certificate needed,
+        # plain TCP as without the line (issue 16).
+        conf = self.write_conf("[tls]\nverify-client=\"none\"\n")
+        d, port = self.start(conf=conf)
+        self.assertNotIn("(TLS)", d.out.text())
+        sock = self.connect(port)
+        sock.sendall(b"plain")
+        self.assertEqual(recv_exactly(sock, 5), b"plain")
+        # A non-default value still needs the certificate.
+        conf = self.write_conf("[tls]\nverify-client=\"require\"\n")
+        code, _, err = self.run_daemon("--config-file", conf)
+        self.assertEqual(code, 2, err)
+        self.assertIn("tls.verify-client", err)
+
     def test_enabled_false_serves_plain_tcp(self):
         d, port = self.start(conf=self.tls_conf(enabled=bare("false")))
         self.assertNotIn("(TLS)", d.out.text())

@@ -480,6 +480,25 @@ BOOST_AUTO_TEST_CASE(tls12_handshake) {
   BOOST_TEST(s.client.cipher == "ECDHE-ECDSA-AES128-GCM-SHA256");
 }
 
+BOOST_AUTO_TEST_CASE(iana_cipher_names_are_accepted) {
+  // As Java, Go and Ballerina spell them (issue 16), beside OpenSSL's.
+  auto cc = client_cfg();
+  cc.max_version = "TLSv1.2";
+  cc.ciphers = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256";
+  auto srv = make_ok(server_cfg(), role::server);
+  session s{*srv, *make_ok(cc, role::client)};
+  BOOST_TEST_REQUIRE(s.ok, s.why());
+  BOOST_TEST(s.client.cipher == "ECDHE-ECDSA-AES128-GCM-SHA256");
+  // Mixed with OpenSSL names and operators; an unknown IANA name is named.
+  cc.ciphers = "!aNULL:TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,"
+               "ECDHE-ECDSA-AES128-GCM-SHA256";
+  make_ok(cc, role::client, "client.tls");
+  cc.ciphers = "TLS_ECDHE_ECDSA_WITH_NO_SUCH_CIPHER";
+  expect_error(cc, role::client,
+               {"client.tls.ciphers", "TLS_ECDHE_ECDSA_WITH_NO_SUCH_CIPHER"},
+               "client.tls");
+}
+
 BOOST_AUTO_TEST_CASE(ip_literal_is_verified_without_sni) {
   auto srv = make_ok(server_cfg(), role::server);
   auto cli = make_ok(client_cfg(), role::client);

@@ -646,10 +646,12 @@ const std::vector<option_spec>& specs() {
         0, UINT32_MAX, [](options& o) -> std::size_t& {
           return o.listener.max_connections_per_ip;
         }));
-    xs.push_back(count_option(
-        "echo", "io-threads", "io-threads",
-        "I/O threads, each running its own event loop; 0: one per core.", 0,
-        1024, [](options& o) -> std::size_t& { return o.runtime.io_threads; }));
+    xs.push_back(count_option("echo", "io-threads", "io-threads",
+                              "I/O threads, each running its own event loop; "
+                              "0: half the cores, at least one.",
+                              0, 1024, [](options& o) -> std::size_t& {
+                                return o.runtime.io_threads;
+                              }));
     xs.push_back(log_level_option());
     xs.push_back(size_option(
         "connection", "read-chunk", "read-chunk",
@@ -952,6 +954,20 @@ bool resolve_secret(const options::secret& secret, std::string& out,
   return true;
 }
 
+/// The first tls.* key given with a value other than its default: writing
+/// a key's default (`tls.verify-client=none`) asks for nothing, so it must
+/// not demand a certificate. "" if none.
+std::string first_tls_key_off_default(options& o) {
+  options defaults;
+  for (auto& name : o.tls_keys_given) {
+    auto dot = name.find('.');
+    auto* spec = find_key(name.substr(0, dot), name.substr(dot + 1));
+    if (spec == nullptr || !spec->get || spec->get(o) != spec->get(defaults))
+      return name;
+  }
+  return {};
+}
+
 /// Decides whether TLS is on and fetches the passwords.
 bool resolve_tls(options& o, std::string& err) {
   auto& tls = o.listener.tls;
@@ -966,8 +982,9 @@ bool resolve_tls(options& o, std::string& err) {
     case options::tls_switch::automatic:
       // Without this check, `tls.verify-client = require` with a forgotten
       // certificate would quietly serve plain TCP to anyone.
-      if (!has_identity && !o.tls_keys_given.empty()) {
-        err = "tls.cert-file: " + o.tls_keys_given.front() +
+      if (auto key = first_tls_key_off_default(o);
+          !has_identity && !key.empty()) {
+        err = "tls.cert-file: " + key +
               " is set but no certificate is (tls.cert-file and "
               "tls.key-file, or tls.pkcs12-file); set one, or "
               "tls.enabled=false for plain TCP";

@@ -119,7 +119,20 @@ void socket_manager::enqueue(caf::mailbox_element_ptr what,
     } else if (xs.match_elements<caf::error>()) {
       // The handler failed, or its actor is gone (CAF bounces requests).
       auto& err = xs.get_as<caf::error>(0);
-      abort(make_error(errc::handler_failed, peer() + ": " + describe(err)));
+      auto why =
+          make_error(errc::handler_failed, peer() + ": " + describe(err));
+      if (cfg_->close_on_handler_error ||
+          err == caf::sec::request_receiver_down) {
+        abort(std::move(why));
+      } else {
+        // Reported from the loop like every event, so `closed` stays last.
+        post([this, why{std::move(why)}]() mutable {
+          if (state_ == state::open || state_ == state::closing)
+            send_to_target(
+                caf::make_message_id(),
+                caf::make_message(error_atom::value, std::move(why)));
+        });
+      }
     }
     bridge_.request_done(rid);
     return;

@@ -579,6 +579,31 @@ std::vector<std::string> split(const std::string& text, const char* seps) {
   return out;
 }
 
+// IANA (RFC) names, as Java, Go and Ballerina spell ciphers
+// ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"), become OpenSSL's
+// ("ECDHE-RSA-AES128-GCM-SHA256"); everything else stays as written. TLS 1.3
+// suite names are the same in both and stay, so the check below still says
+// where they belong.
+std::string openssl_cipher_names(const std::string& list) {
+  std::string out;
+  for (auto& entry : split(list, ":, ;")) {
+    std::size_t at =
+        entry.front() == '!' || entry.front() == '-' || entry.front() == '+'
+            ? 1
+            : 0;
+    auto body = entry.substr(at);
+    if (body.rfind("TLS_", 0) == 0 || body.rfind("SSL_", 0) == 0) {
+      auto* name = OPENSSL_cipher_name(body.c_str());
+      if (name != nullptr && std::strcmp(name, "(NONE)") != 0)
+        body = name;
+    }
+    if (!out.empty())
+      out += ':';
+    out += entry.substr(0, at) + body;
+  }
+  return out;
+}
+
 // SSL_CTX_set_cipher_list only fails when nothing at all matched and drops
 // unknown names silently, so each name is tried on its own first.
 caf::error check_cipher_list(SSL_CTX* scratch, const std::string& list,
@@ -844,9 +869,10 @@ caf::error configure(SSL_CTX* ctx, SSL_CTX* scratch, const tls_config& cfg,
                                         "' is not supported" + reason_suffix());
   }
   if (!cfg.ciphers.empty()) {
-    if (auto err = check_cipher_list(scratch, cfg.ciphers, p + "ciphers"))
+    auto ciphers = openssl_cipher_names(cfg.ciphers);
+    if (auto err = check_cipher_list(scratch, ciphers, p + "ciphers"))
       return err;
-    if (SSL_CTX_set_cipher_list(ctx, cfg.ciphers.c_str()) != 1)
+    if (SSL_CTX_set_cipher_list(ctx, ciphers.c_str()) != 1)
       return bad(p + "ciphers",
                  "'" + cfg.ciphers + "' selects no cipher" + reason_suffix());
   }

@@ -14,8 +14,8 @@ namespace tcpactor {
 
 /// Settings of a `runtime`: the pool of I/O threads.
 struct runtime_config {
-  /// Number of I/O threads, each running its own event loop. 0: one per
-  /// hardware thread.
+  /// Number of I/O threads, each running its own event loop. 0: half the
+  /// hardware threads, at least one (the other half runs the handlers).
   std::size_t io_threads = 0;
 
   caf::error validate() const;
@@ -58,6 +58,13 @@ struct connection_config {
   /// above 4 KiB still goes to a scheduler thread: its work outweighs the
   /// hop, and runs beside the loop's reads.
   bool handlers_on_io_thread = false;
+  /// A handler that answers a chunk with an error (not bytes) fails the
+  /// connection: `error(handler_failed)`, then `closed`. Off: the error is
+  /// reported to the actor as `(error_atom, handler_failed: ...)` and the
+  /// connection goes on, as Ballerina's `onBytes` returning an error does;
+  /// a service then sees errors that are not followed by `closed`. An actor
+  /// that died still closes its connection either way.
+  bool close_on_handler_error = true;
   /// Messages instead of chunks: each whole frame arrives as one `bytes`
   /// message and every reply or write is framed. Raw by default. Frames
   /// count against `max_unprocessed_bytes` like chunks; a partial frame

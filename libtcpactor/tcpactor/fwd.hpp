@@ -28,14 +28,14 @@ using connection_id = uint64_t;
 /// `(error_atom, caf::error)`: the connection failed; `closed_atom` follows.
 using error_atom = caf::atom_constant<caf::atom("tcpa_err")>;
 /// `(closed_atom)`: the last message a connection sends its actor.
-using closed_atom = caf::atom_constant<caf::atom("tcpa_close")>;
+using closed_atom = caf::atom_constant<caf::atom("tcpa_closd")>;
 /// `(connected_atom)`: a client's connect (and handshake) completed.
 using connected_atom = caf::atom_constant<caf::atom("tcpa_conn")>;
 /// `(write_atom, bytes)`: queue bytes for writing. As a request, the response
 /// arrives once the bytes are handed to the kernel (a write ack).
 using write_atom = caf::atom_constant<caf::atom("tcpa_write")>;
 /// `(close_atom)`: flush what is queued, then close.
-using close_atom = caf::atom_constant<caf::atom("tcpa_shut")>;
+using close_atom = caf::atom_constant<caf::atom("tcpa_close")>;
 /// `(shutdown_write_atom)`: flush what is queued, then end the write side
 /// (FIN; with TLS, close_notify first). Reading goes on until the peer ends.
 using shutdown_write_atom = caf::atom_constant<caf::atom("tcpa_wshut")>;

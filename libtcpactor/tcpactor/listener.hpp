@@ -85,8 +85,9 @@ typename Inspector::result_type inspect(Inspector& f, connection_event& x) {
 std::string to_string(connection_event::kind_t x);
 
 /// A listener accepts connections, spawns one connection actor per
-/// connection and supervises them (monitors: a failing connection never takes
-/// the listener down).
+/// connection and supervises them, neither linked nor monitored: a failing
+/// connection actor closes only its own socket, whose end the listener then
+/// hears of and counts; it never takes the listener down.
 /// - `start_atom`: accept again after a stop, on the same port; replies with
 ///   the bound port or the bind error.
 /// - `graceful_stop_atom`: stop accepting; open connections go on.

@@ -66,8 +66,10 @@ struct tls_config {
   /// also lowers the security level to 0 (unless `ciphers` sets @SECLEVEL).
   std::string min_version = "TLSv1.2";
   std::string max_version;
-  /// TLS 1.2 cipher list (OpenSSL syntax); empty: OpenSSL's default. A name
-  /// OpenSSL does not know is an error, not silently dropped.
+  /// TLS 1.2 cipher list (OpenSSL syntax); empty: OpenSSL's default. IANA
+  /// names ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", as Java and Go spell
+  /// them) are accepted beside OpenSSL's. A name OpenSSL does not know is an
+  /// error, not silently dropped.
   std::string ciphers;
   /// TLS 1.3 ciphersuites, e.g. "TLS_AES_128_GCM_SHA256"; empty: default.
   std::string ciphersuites;
