@@ -46,6 +46,25 @@ install(FILES
   "${PROJECT_SOURCE_DIR}/cmake/FindCAF.cmake"
   DESTINATION "${TCPACTOR_INSTALL_CMAKEDIR}")
 
+# pkg-config, for builds that do not use CMake:
+#   c++ app.cpp $(pkg-config --cflags --libs tcpactor)
+# Debian's CAF ships no .pc file, so its library is named here. A static
+# libtcpactor needs its own dependencies on the link line as well: they go
+# into Libs, since `pkg-config --libs` without --static leaves Libs.private
+# out.
+set(TCPACTOR_PC_DIR "${CMAKE_INSTALL_LIBDIR}/pkgconfig")
+file(RELATIVE_PATH TCPACTOR_PC_UP "/${TCPACTOR_PC_DIR}" "/")
+string(REGEX REPLACE "/$" "" TCPACTOR_PC_UP "${TCPACTOR_PC_UP}")
+if(TCPACTOR_STATIC)
+  set(TCPACTOR_PC_STATIC_LIBS "-lboost_system -lssl -lcrypto -pthread")
+else()
+  set(TCPACTOR_PC_STATIC_LIBS "")
+endif()
+configure_file("${PROJECT_SOURCE_DIR}/cmake/tcpactor.pc.in"
+               "${PROJECT_BINARY_DIR}/tcpactor.pc" @ONLY)
+install(FILES "${PROJECT_BINARY_DIR}/tcpactor.pc"
+        DESTINATION "${TCPACTOR_PC_DIR}")
+
 # Sample daemon configuration, for reference (the daemon does not read it
 # from here on its own).
 if(IS_DIRECTORY "${PROJECT_SOURCE_DIR}/config")

@@ -60,4 +60,28 @@ endif()
 step("configure consumer" "${CMAKE_COMMAND}" ${configure_args})
 step("build consumer" "${CMAKE_COMMAND}" --build "${consumer_build}")
 step("run consumer" "${consumer_build}/tcpactor-consumer")
+
+# The same program built without CMake, from `pkg-config --cflags --libs`.
+find_program(PKG_CONFIG NAMES pkg-config pkgconf)
+if(NOT PKG_CONFIG)
+  message(FATAL_ERROR "install_consumer: pkg-config not found")
+endif()
+file(GLOB pc_dir "${prefix}/lib*/pkgconfig")
+set(ENV{PKG_CONFIG_PATH} "${pc_dir}")
+execute_process(COMMAND "${PKG_CONFIG}" --cflags --libs tcpactor
+                OUTPUT_VARIABLE pc_flags RESULT_VARIABLE rc
+                OUTPUT_STRIP_TRAILING_WHITESPACE)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "install_consumer: pkg-config --cflags --libs tcpactor "
+                      "failed (${rc}) with PKG_CONFIG_PATH=${pc_dir}")
+endif()
+separate_arguments(pc_flags UNIX_COMMAND "${pc_flags}")
+set(cxx "${CXX_COMPILER}")
+if(NOT cxx)
+  set(cxx c++)
+endif()
+separate_arguments(extra_flags UNIX_COMMAND "${CXX_FLAGS}")
+step("build consumer with pkg-config" "${cxx}" ${extra_flags}
+     "${source_dir}/main.cpp" -o "${WORK_DIR}/tcpactor-consumer-pc" ${pc_flags})
+step("run consumer built with pkg-config" "${WORK_DIR}/tcpactor-consumer-pc")
 message(STATUS "install_consumer: ok")
