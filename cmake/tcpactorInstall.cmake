@@ -65,6 +65,12 @@ configure_file("${PROJECT_SOURCE_DIR}/cmake/tcpactor.pc.in"
 install(FILES "${PROJECT_BINARY_DIR}/tcpactor.pc"
         DESTINATION "${TCPACTOR_PC_DIR}")
 
+# The echo daemon's systemd unit, with this prefix's paths.
+configure_file("${PROJECT_SOURCE_DIR}/packaging/tcpactor-echo.service.in"
+               "${PROJECT_BINARY_DIR}/tcpactor-echo.service" @ONLY)
+install(FILES "${PROJECT_BINARY_DIR}/tcpactor-echo.service"
+        DESTINATION "lib/systemd/system")
+
 # Sample daemon configuration, for reference (the daemon does not read it
 # from here on its own).
 if(IS_DIRECTORY "${PROJECT_SOURCE_DIR}/config")

@@ -499,6 +499,22 @@ BOOST_AUTO_TEST_CASE(iana_cipher_names_are_accepted) {
                "client.tls");
 }
 
+BOOST_AUTO_TEST_CASE(a_pinned_leaf_is_trusted_with_partial_chain) {
+  // The client trusts the server's own certificate, not the CA that signed
+  // it (issue 16): refused by default, accepted with trust_partial_chain.
+  auto cc = client_cfg();
+  cc.ca_file = certs.server_cert;
+  auto srv = make_ok(server_cfg(), role::server);
+  session strict{*srv, *make_ok(cc, role::client, "client.tls")};
+  BOOST_TEST(!strict.ok);
+  cc.trust_partial_chain = true;
+  session pinned{*srv, *make_ok(cc, role::client, "client.tls")};
+  BOOST_TEST_REQUIRE(pinned.ok, pinned.why());
+  // The name is still checked.
+  session wrong{*srv, *make_ok(cc, role::client, "client.tls"), "example.org"};
+  BOOST_TEST(!wrong.ok);
+}
+
 BOOST_AUTO_TEST_CASE(ip_literal_is_verified_without_sni) {
   auto srv = make_ok(server_cfg(), role::server);
   auto cli = make_ok(client_cfg(), role::client);

@@ -896,6 +896,9 @@ caf::error configure(SSL_CTX* ctx, SSL_CTX* scratch, const tls_config& cfg,
           ctx, t, server && cfg.verify_client != tls_config::client_auth::none,
           prefix))
     return err;
+  if (cfg.trust_partial_chain)
+    X509_STORE_set_flags(SSL_CTX_get_cert_store(ctx),
+                         X509_V_FLAG_PARTIAL_CHAIN);
   if (server) {
     int mode = SSL_VERIFY_NONE;
     if (cfg.verify_client == tls_config::client_auth::request)

@@ -44,6 +44,11 @@ struct tls_config {
   /// context is built, so hashing (`openssl rehash`) is optional and no file
   /// is read during a handshake.
   std::string ca_dir;
+  /// Trust any certificate in `ca_file`/`ca_dir` as an anchor, not only
+  /// self-signed roots: a pinned server (or client) leaf certificate or an
+  /// intermediate is then enough (OpenSSL's X509_V_FLAG_PARTIAL_CHAIN).
+  /// Names and dates are still checked.
+  bool trust_partial_chain = false;
   /// Client: verify the server's certificate. Without `ca_file`/`ca_dir` the
   /// system trust store is used. Switch off only for tests.
   bool verify_peer = true;

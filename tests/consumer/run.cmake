@@ -48,6 +48,31 @@ if(leaked)
   message(FATAL_ERROR "install_consumer: private headers installed: ${leaked}")
 endif()
 
+# The systemd unit: systemd-analyze verify, with the paths moved into the
+# scratch prefix (the unit names the configured prefix). systemd-analyze
+# exits 0 even for a unit it had to ignore lines of, so any output fails.
+set(unit "${prefix}/lib/systemd/system/tcpactor-echo.service")
+if(NOT EXISTS "${unit}")
+  message(FATAL_ERROR "install_consumer: ${unit} was not installed")
+endif()
+find_program(SYSTEMD_ANALYZE systemd-analyze)
+if(SYSTEMD_ANALYZE)
+  file(READ "${unit}" unit_text)
+  string(REGEX MATCH "ExecStart=([^ ]*)/bin/tcpactor-echo" _ "${unit_text}")
+  string(REPLACE "${CMAKE_MATCH_1}/" "${prefix}/" unit_text "${unit_text}")
+  file(WRITE "${WORK_DIR}/tcpactor-echo.service" "${unit_text}")
+  execute_process(COMMAND "${SYSTEMD_ANALYZE}" verify
+                          "${WORK_DIR}/tcpactor-echo.service"
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(NOT rc EQUAL 0 OR NOT out STREQUAL "")
+    message(FATAL_ERROR "install_consumer: systemd-analyze verify of the "
+                        "unit failed (${rc}): ${out}")
+  endif()
+  message(STATUS "install_consumer: systemd unit verified")
+else()
+  message(STATUS "install_consumer: systemd-analyze not found: unit not verified")
+endif()
+
 set(configure_args -S "${source_dir}" -B "${consumer_build}"
     "-DCMAKE_PREFIX_PATH=${prefix}" "-DCMAKE_BUILD_TYPE=${BUILD_TYPE}")
 if(CXX_COMPILER)
