@@ -447,11 +447,7 @@ BOOST_AUTO_TEST_CASE(caller_copy_outliving_its_connection_is_harmless) {
 connect_handler error_on_bad(caf::actor sink) {
   return [sink](caf::event_based_actor* self,
                 const caller& conn) -> caf::expected<service> {
-    auto id = conn.id();
-    auto report = [self, sink, id](const char* what, caf::error err = {}) {
-      self->send(sink, event_atom::value, id, std::string{what},
-                 std::move(err));
-    };
+    auto report = event_reporter(self, sink, conn.id());
     report("open");
     return service{
         [report](const bytes& in) -> caf::result<bytes> {

@@ -590,6 +590,14 @@ using event_atom = caf::atom_constant<caf::atom("t_event")>;
 using chunk_hook = std::function<bytes(caf::event_based_actor* self,
                                        const caller& conn, const bytes& in)>;
 
+/// Reports one event of connection `id` to `sink`: `report("bytes")`.
+inline auto event_reporter(caf::event_based_actor* self, caf::actor sink,
+                           connection_id id) {
+  return [self, sink, id](const char* what, caf::error err = {}) {
+    self->send(sink, event_atom::value, id, std::string{what}, std::move(err));
+  };
+}
+
 /// A connect handler whose service reports every event to `sink`, in order,
 /// and replies via `on_bytes` (default: echo).
 inline connect_handler recording_handler(caf::actor sink,
@@ -597,10 +605,7 @@ inline connect_handler recording_handler(caf::actor sink,
   return [sink, on_bytes](caf::event_based_actor* self,
                           const caller& conn) -> caf::expected<service> {
     auto id = conn.id();
-    auto report = [self, sink, id](const char* what, caf::error err = {}) {
-      self->send(sink, event_atom::value, id, std::string{what},
-                 std::move(err));
-    };
+    auto report = event_reporter(self, sink, id);
     report("open");
     // Runs after the last message the actor handled: nothing follows it.
     self->attach_functor([sink, id](const caf::error&) {
