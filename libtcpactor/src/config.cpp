@@ -1,5 +1,7 @@
 #include "tcpactor/config.hpp"
 
+#include <cstdint>
+
 #include "tcpactor/errors.hpp"
 
 namespace tcpactor {
@@ -45,6 +47,19 @@ caf::error connection_config::validate(const std::string& prefix) const {
         std::pair{"max_lifetime", max_lifetime}})
     if (value.count() < 0)
       return bad(p + name, "must be 0 (off) or positive");
+  for (auto [name, value] :
+       {std::pair{"keepalive_idle", keepalive_idle},
+        std::pair{"keepalive_interval", keepalive_interval}})
+    if (value.count() < 0 || value.count() > 32767)
+      return bad(p + name, "must be 0 (the system's) or 1-32767 s");
+  if (keepalive_count > 127)
+    return bad(p + "keepalive_count", "must be 0 (the system's) or 1-127");
+  if (user_timeout.count() < 0 || user_timeout.count() > INT32_MAX)
+    return bad(p + "user_timeout", "must be 0 (off) or 1 ms - 24 days");
+  for (auto [name, value] : {std::pair{"receive_buffer", receive_buffer},
+                             std::pair{"send_buffer", send_buffer}})
+    if (value > 1024 * 1024 * 1024)
+      return bad(p + name, "must be 0 (autotuning) or at most 1 GiB");
   if (auto err = framing.validate(p + "framing"))
     return err;
   if (half_close && (framing.type == framing_config::codec::length_prefix ||

@@ -16,6 +16,8 @@
 #include <unordered_set>
 #include <utility>
 
+#include <boost/asio/ip/v6_only.hpp>
+
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/exit_reason.hpp>
@@ -24,6 +26,7 @@
 #include "connection_impl.hpp"
 #include "runtime_impl.hpp"
 #include "socket_manager.hpp"
+#include "socket_options.hpp"
 #include "tcpactor/errors.hpp"
 #include "tcpactor/log.hpp"
 #include "tls_context.hpp"
@@ -173,6 +176,10 @@ public:
     acc->open(ep.protocol(), ec);
     if (!ec)
       acc->set_option(tcp::acceptor::reuse_address{true}, ec);
+    if (!ec && ep.address().is_v6())
+      acc->set_option(asio::ip::v6_only(cfg_.ipv6_only), ec);
+    if (!ec)
+      apply_buffer_options(acc->native_handle(), cfg_.connection);
     if (!ec)
       acc->bind(ep, ec);
     if (!ec)

@@ -6,6 +6,7 @@
 #include "socket_manager.hpp"
 
 #include "framing_layer.hpp"
+#include "socket_options.hpp"
 #include "tls_transport.hpp"
 
 #include <atomic>
@@ -277,8 +278,7 @@ void socket_manager::prepare_socket(bool ask_remote) {
   // Errors here only cost speed (Nagle) or are caught by the next syscall.
   error_code ec;
   socket_->non_blocking(true, ec);
-  if (cfg_->tcp_nodelay)
-    socket_->set_option(tcp::no_delay{true}, ec);
+  apply_connection_options(socket_->native_handle(), *cfg_);
   fill_endpoints(ask_remote);
   enter(state::open);
 }
@@ -617,6 +617,8 @@ void socket_manager::try_connect(tcp::resolver::results_type endpoints,
   error_code ec;
   socket_.emplace(*lc_->loop);
   socket_->open(ep.protocol(), ec);
+  if (!ec)
+    apply_buffer_options(socket_->native_handle(), *cfg_);
   if (!ec && bind_local_) {
     socket_->set_option(tcp::acceptor::reuse_address{true}, ec);
     socket_->bind(local_, ec);

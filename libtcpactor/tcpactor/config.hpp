@@ -58,6 +58,24 @@ struct connection_config {
   /// above 4 KiB still goes to a scheduler thread: its work outweighs the
   /// hop, and runs beside the loop's reads.
   bool handlers_on_io_thread = false;
+  /// TCP keepalive (SO_KEEPALIVE): the kernel probes an idle peer and
+  /// resets a dead one (reported as `connection_reset` or `io_failed`).
+  bool keepalive = false;
+  /// Idle time before the first probe, time between probes, probes
+  /// unanswered before the reset (TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT);
+  /// 0: the system's (7200 s, 75 s, 9).
+  std::chrono::seconds keepalive_idle{0};
+  std::chrono::seconds keepalive_interval{0};
+  uint32_t keepalive_count = 0;
+  /// Sent data unacknowledged this long makes the kernel drop the
+  /// connection (TCP_USER_TIMEOUT, RFC 5482); 0: the system's retransmission
+  /// limits (about 15 minutes).
+  std::chrono::milliseconds user_timeout{0};
+  /// Kernel socket buffers (SO_RCVBUF, SO_SNDBUF; the kernel doubles the
+  /// value); 0: Linux autotuning, which is usually best. A listener sets
+  /// them before listen(), so the window scale offered fits them.
+  std::size_t receive_buffer = 0;
+  std::size_t send_buffer = 0;
   /// A handler that answers a chunk with an error (not bytes) fails the
   /// connection: `error(handler_failed)`, then `closed`. Off: the error is
   /// reported to the actor as `(error_atom, handler_failed: ...)` and the
@@ -117,6 +135,9 @@ struct listener_config {
   /// exact addresses, so one IPv6 host with a whole prefix evades it; at most
   /// `max_connections` when that is set.
   std::size_t max_connections_per_ip = 0;
+  /// An IPv6 listener ("::") takes only IPv6 clients (IPV6_V6ONLY); off:
+  /// IPv4 clients too, as IPv4-mapped addresses.
+  bool ipv6_only = false;
   /// Per-connection limits.
   connection_config connection;
   /// TLS; off unless `tls.enabled`.
