@@ -177,8 +177,7 @@ caf::expected<bytes> blocking_client::read_frame() {
 
 caf::expected<bytes>
 blocking_client::read_frame(std::chrono::milliseconds timeout) {
-  if (impl_ && impl_->cfg.connection.framing.type ==
-                   framing_config::codec::raw)
+  if (impl_ && impl_->cfg.connection.framing.type == framing_config::codec::raw)
     return make_error(errc::invalid_config,
                       "client.connection.framing: read_frame needs a codec "
                       "(length, line, delimiter or exact); read_bytes reads "
