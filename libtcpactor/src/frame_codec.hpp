@@ -33,6 +33,9 @@ public:
   /// comes out. Every frame before the bad one comes out first.
   bool next(bytes& out);
 
+  /// The codec this decoder cuts by (the framing layer encodes with it).
+  const framing_config& config() const noexcept { return *cfg_; }
+
   /// Set once the input turned out bad.
   const caf::error& error() const noexcept { return err_; }
 

@@ -8,7 +8,7 @@
 namespace tcpactor {
 
 framing_layer::framing_layer(socket_manager& mgr, const framing_config& cfg)
-    : mgr_(mgr), cfg_(cfg), up_(&mgr.bridge_), decoder_(cfg) {
+    : mgr_(mgr), up_(&mgr.bridge_), decoder_(cfg) {
   // nop
 }
 
@@ -49,7 +49,7 @@ void framing_layer::end_of_stream(caf::error reason) {
 }
 
 caf::error framing_layer::encode(const bytes& payload, pieces& out) const {
-  return encode_frame(cfg_, payload, out);
+  return encode_frame(decoder_.config(), payload, out);
 }
 
 } // namespace tcpactor

@@ -53,7 +53,6 @@ private:
   bool deliver();
 
   socket_manager& mgr_;
-  const framing_config& cfg_;
   upper_layer* up_;
   frame_decoder decoder_;
   bool failed_ = false; // the decoder's error went up

@@ -386,8 +386,11 @@ bool socket_manager::write(const bytes& data, caf::strong_actor_ptr ack_to,
       writable_ = false;
       overflow = true;
     } else {
-      // One piece, or the codec's header and payload.
-      framing_layer::pieces out;
+      // One piece, or the codec's header and payload. The vector is the
+      // writer thread's own, so a framed write allocates nothing for it;
+      // cleared below, it holds no payload after the write.
+      thread_local framing_layer::pieces out;
+      out.clear();
       const bytes* first = &data;
       std::size_t count = 1;
       if (framing_) {
@@ -396,6 +399,7 @@ bool socket_manager::write(const bytes& data, caf::strong_actor_ptr ack_to,
         count = out.size();
       }
       if (bad_frame) {
+        out.clear();
         writable_ = false;
       } else if (tls_ && !tls_->ready_locked()) {
         // Encrypted once the handshake is done, in this order; the ack
@@ -403,6 +407,7 @@ bool socket_manager::write(const bytes& data, caf::strong_actor_ptr ack_to,
         for (std::size_t i = 0; i < count; ++i)
           tls_->keep_early_locked(
               first[i], i + 1 == count ? std::move(ack_to) : nullptr, ack_mid);
+        out.clear();
         return true;
       } else {
         auto& low = lower();
@@ -412,6 +417,7 @@ bool socket_manager::write(const bytes& data, caf::strong_actor_ptr ack_to,
           auto& r = rare_locked();
           r.acks.push_back(ack{r.queued_total, std::move(ack_to), ack_mid});
         }
+        out.clear();
         // Nothing in flight: write right here, on the actor's thread. A hop
         // to the I/O loop would cost a wakeup per reply.
         err = stream_.push_locked(arm);
