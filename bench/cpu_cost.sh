@@ -8,13 +8,17 @@
 # Usage: bench/cpu_cost.sh [stream] [pingpong] [connect]   (default: all)
 # Environment: BUILD_DIR [build-bench] with tcpactor-echo, tcpactor-bench and
 # epoll_echo built; DURATION [5] seconds per run (no warm-up: the server's
-# CPU is read from /proc around the whole run).
+# CPU is read from /proc around the whole run); ECHO [BUILD_DIR's
+# tcpactor-echo] another build to measure; ECHO_ARGS [] its options beyond
+# the defaults a user runs (the log is off: --log-level quiet).
 
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD_DIR:-$ROOT/build-bench}
 DURATION=${DURATION:-5}
+ECHO=${ECHO:-$BUILD/apps/tcpactor-echo}
+ECHO_ARGS=${ECHO_ARGS:-}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/tcpactor-cpu.XXXXXX")
 SERVER_PID=""
 cleanup() {
@@ -42,8 +46,8 @@ cpu_s() { awk -v t="$TICK" '{ print ($14 + $15) / t }' "/proc/$1/stat"; }
 run() {
   local name=$1 server=$2
   shift 2
-  local cmd=("$BUILD/apps/tcpactor-echo" --log-level quiet --port 0
-    --io-threads 1 --scheduler.max-threads 2)
+  # shellcheck disable=SC2206 # ECHO_ARGS is a list of words
+  local cmd=("$ECHO" --log-level quiet --port 0 $ECHO_ARGS)
   case $server in
     epoll) cmd=("$BUILD/bench/epoll_echo" --port 0) ;;
     tls) cmd+=(--tls.cert-file "$TMP/server.pem" --tls.key-file "$TMP/server.key") ;;
@@ -102,6 +106,7 @@ for what in "${@:-stream pingpong connect}"; do
         run pingpong-tls tls --mode pingpong "${tls[@]}"
         ;;
       connect)
+        run connect-epoll epoll --mode connect
         run connect-plain plain --mode connect
         run connect-tls tls --mode connect "${tls[@]}"
         run connect-tls-resume tls --mode connect "${tls[@]}" --tls-resume

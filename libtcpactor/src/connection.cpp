@@ -166,8 +166,12 @@ private:
 void spawn_connection(caf::actor_system& sys, caf::strong_actor_ptr tr,
                       std::shared_ptr<const connect_handler> on_connect,
                       std::function<void(const caf::error&)> on_reject) {
-  sys.spawn<connection_worker>(
-      std::move(tr),
+  // With handlers on the I/O thread the actor starts there too: the
+  // connect handler runs on the loop that owns the socket, instead of
+  // waking a scheduler thread that then wakes the loop to start reading.
+  caf::actor_config cfg{socket_manager::from(tr)->unit()};
+  sys.spawn_class<connection_worker, caf::no_spawn_options>(
+      cfg, std::move(tr),
       std::make_unique<connection_worker::setup>(connection_worker::setup{
           std::move(on_connect), std::move(on_reject)}));
 }

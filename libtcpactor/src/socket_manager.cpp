@@ -856,7 +856,7 @@ void socket_manager::finish(caf::error reason, bool notify_target) {
       target->enqueue(caf::make_mailbox_element(self_ptr(),
                                                 caf::make_message_id(), {},
                                                 std::move(content)),
-                      nullptr);
+                      unit());
   };
   if (notify_target) {
     if (reason)

@@ -85,6 +85,10 @@ public:
     return static_cast<socket_manager*>(
         caf::actor_cast<caf::abstract_actor*>(ptr));
   }
+  /// The loop as an execution unit if handlers run on it, else null.
+  caf::execution_unit* unit() const noexcept {
+    return cfg_->handlers_on_io_thread ? lc_->unit : nullptr;
+  }
 
   // -- actor interface (any thread) -------------------------------------------
 
@@ -268,10 +272,6 @@ private:
   void respond(const caf::strong_actor_ptr& to, caf::message_id mid,
                caf::message msg);
   caf::strong_actor_ptr self_ptr() { return caf::strong_actor_ptr{ctrl()}; }
-  /// The loop as an execution unit if handlers run on it, else null.
-  caf::execution_unit* unit() const noexcept {
-    return cfg_->handlers_on_io_thread ? lc_->unit : nullptr;
-  }
 
   struct ack {
     uint64_t end = 0; // total bytes queued when this write ends
