@@ -306,6 +306,43 @@ class EchoDaemonTest(DaemonTestCase):
         self.assertEqual(code, 2)
         self.assertIn("--prot", err)
 
+    def test_socket_options_reach_the_kernel(self):
+        # ss(8) reads the accepted socket's state from the kernel: the
+        # keepalive timer runs with the idle time asked for, and the receive
+        # buffer set on the listener (before listen) is the one the
+        # connection got (the kernel doubles SO_RCVBUF).
+        _, port = self.start("--keepalive=true", "--keepalive-idle=30s",
+                             "--keepalive-interval=5s", "--keepalive-count=3",
+                             "--user-timeout=20s", "--receive-buffer=48KiB")
+        sock = self.connect(port)
+        sock.sendall(b"x")
+        self.assertEqual(recv_exactly(sock, 1), b"x")
+        out = subprocess.run(
+            ["ss", "-tnoim", "state", "established",
+             "( sport = :%d )" % port],
+            capture_output=True, text=True, check=True).stdout
+        m = re.search(r"timer:\(keepalive,(\d+)sec", out)
+        self.assertTrue(m, out)
+        self.assertTrue(20 <= int(m.group(1)) <= 30, out)
+        self.assertRegex(out, r"skmem:\(r\d+,rb%d," % (2 * 48 * 1024))
+
+    def test_bad_socket_option_values_name_the_option(self):
+        for arg, why in [("--keepalive-count=200", "200"),
+                         ("--keepalive-idle=1500ms", "whole number"),
+                         ("--keepalive=yes", "not true or false"),
+                         ("--receive-buffer=lots", "lots")]:
+            with self.subTest(arg=arg):
+                code, _, err = self.run_daemon(arg)
+                self.assertEqual(code, 2, err)
+                self.assertIn(arg.split("=")[0], err)
+                self.assertIn(why, err)
+        conf = self.write_conf("[connection]\nkeepalive-count=0\n"
+                               "user-timeout=-1s\n")
+        code, _, err = self.run_daemon("--config-file", conf)
+        self.assertEqual(code, 2, err)
+        self.assertIn("%s:3:" % conf, err)
+        self.assertIn("user-timeout", err)
+
     def test_inconsistent_limits_are_rejected_by_name(self):
         code, _, err = self.run_daemon("--connection.write-low-watermark=2MiB",
                                        "--write-high-watermark", "1MiB")

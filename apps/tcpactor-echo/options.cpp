@@ -246,6 +246,27 @@ option_spec duration_option(std::string section, std::string key,
           [field](options& o) { return format_duration(field(o)); }};
 }
 
+/// A duration in whole seconds (fields of type std::chrono::seconds).
+template <class Field>
+option_spec seconds_option(std::string section, std::string key,
+                           std::string alias, std::string help, Field field) {
+  return {std::move(section),
+          std::move(key),
+          std::move(alias),
+          "<duration>",
+          std::move(help),
+          [field](options& o, const raw_value& v) -> std::string {
+            std::chrono::milliseconds ms{0};
+            if (auto err = parse_duration(v, ms); !err.empty())
+              return err;
+            if (ms.count() % 1000 != 0)
+              return in_quotes(v.text) + " is not a whole number of seconds";
+            field(o) = std::chrono::duration_cast<std::chrono::seconds>(ms);
+            return {};
+          },
+          [field](options& o) { return format_duration(field(o)); }};
+}
+
 template <class Field>
 option_spec bool_option(std::string section, std::string key, std::string alias,
                         std::string help, Field field) {
@@ -714,6 +735,49 @@ const std::vector<option_spec>& specs() {
         "only for handlers that never block).",
         [conn](options& o) -> bool& { return conn(o).handlers_on_io_thread; }));
     xs.push_back(framing_option());
+    xs.push_back(bool_option(
+        "connection", "keepalive", "keepalive",
+        "TCP keepalive: the kernel probes an idle client and resets a dead "
+        "one.",
+        [conn](options& o) -> bool& { return conn(o).keepalive; }));
+    xs.push_back(seconds_option(
+        "connection", "keepalive-idle", "keepalive-idle",
+        "Idle time before the first keepalive probe; 0s: the system's "
+        "(2 hours).",
+        [conn](options& o) -> std::chrono::seconds& {
+          return conn(o).keepalive_idle;
+        }));
+    xs.push_back(seconds_option(
+        "connection", "keepalive-interval", "keepalive-interval",
+        "Time between keepalive probes; 0s: the system's (75 s).",
+        [conn](options& o) -> std::chrono::seconds& {
+          return conn(o).keepalive_interval;
+        }));
+    xs.push_back(count_option(
+        "connection", "keepalive-count", "keepalive-count",
+        "Unanswered keepalive probes before the reset; 0: the system's (9).", 0,
+        127,
+        [conn](options& o) -> uint32_t& { return conn(o).keepalive_count; }));
+    xs.push_back(duration_option(
+        "connection", "user-timeout", "user-timeout",
+        "Drop a connection whose sent data stays unacknowledged this long "
+        "(TCP_USER_TIMEOUT); 0s: the system's retransmission limits.",
+        [conn](options& o) -> std::chrono::milliseconds& {
+          return conn(o).user_timeout;
+        }));
+    xs.push_back(size_option(
+        "connection", "receive-buffer", "receive-buffer",
+        "Kernel receive buffer per connection (SO_RCVBUF); 0: autotuning.",
+        [conn](options& o) -> std::size_t& { return conn(o).receive_buffer; }));
+    xs.push_back(size_option(
+        "connection", "send-buffer", "send-buffer",
+        "Kernel send buffer per connection (SO_SNDBUF); 0: autotuning.",
+        [conn](options& o) -> std::size_t& { return conn(o).send_buffer; }));
+    xs.push_back(bool_option(
+        "echo", "ipv6-only", "ipv6-only",
+        "An IPv6 listener (host ::) takes only IPv6 clients; false: IPv4 "
+        "clients too, as IPv4-mapped addresses.",
+        [](options& o) -> bool& { return o.listener.ipv6_only; }));
     auto timeout =
         [&xs,
          conn](const char* key, const char* help,
