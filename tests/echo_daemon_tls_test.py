@@ -385,6 +385,35 @@ class EchoDaemonTlsTest(DaemonTestCase):
                     self.assert_echoes(sock)
         self.assertIsNone(d.poll())
 
+    def test_mtls_with_a_pkcs12_trust_store(self):
+        # The CA as a certificates-only PKCS#12 store, its password read
+        # from the environment: good client in, rogue client out.
+        store = self.cert("trust.p12")
+        openssl("pkcs12", "-export", "-nokeys", "-in", self.cert("ca.pem"),
+                "-passout", "pass:storepw", "-out", store,
+                cwd=self.certs.name)
+        env = dict(os.environ, TRUST_PW="storepw")
+        d, port = self.start(
+            conf=self.tls_conf(verify_client="require",
+                               trust_store_file=store,
+                               trust_store_password_env="TRUST_PW"),
+            env=env)
+        sock = self.tls_connect(port, self.client_context(cert="client"))
+        self.assert_echoes(sock)
+        self.assert_rejected(port, self.client_context(cert="rogue"))
+        self.assertIsNotNone(d.err.wait_for("handshake_failed", IO_TIMEOUT),
+                             d.err.text())
+        # The wrong password is named at startup.
+        env["TRUST_PW"] = "nope"
+        code, _, err = self.run_daemon(
+            "--config-file",
+            self.tls_conf(verify_client="require", trust_store_file=store,
+                          trust_store_password_env="TRUST_PW"),
+            env=env)
+        self.assertEqual(code, 2, err)
+        self.assertIn("wrong password", err)
+        self.assertIn("trust-store-password-env", err)
+
     def test_mtls_request_lets_clients_without_a_cert_in(self):
         _, port = self.start_tls(verify_client="request",
                                  ca_file=self.cert("ca.pem"))

@@ -37,6 +37,7 @@ struct tls_certs {
   std::string server_key_traditional; // same key, SEC1 "EC PRIVATE KEY" PEM
   std::string server_p12;   // server_cert + server_key + ca as PKCS#12
   std::string p12_password; // the password of server_p12
+  std::string trust_p12;    // ca only, no key: a PKCS#12 trust store
   std::string other_cert;   // CN=other.test, SAN DNS:other.test (SNI)
   std::string other_key;
   std::string wild_cert; // CN=*.wild.test, SAN DNS:*.wild.test (SNI)
@@ -193,6 +194,8 @@ commonName = supplied
     openssl("pkcs12 -export -in server.pem -inkey server.key -certfile ca.pem "
             "-passout pass:" +
             p12_password + " -out server.p12");
+    openssl("pkcs12 -export -nokeys -in ca.pem -passout pass:" + p12_password +
+            " -out trust.p12");
     std::filesystem::create_directory(path("cadir"));
     copy(path("ca.pem"), path("cadir/ca.pem"));
     openssl("rehash cadir");
@@ -208,6 +211,7 @@ commonName = supplied
     server_key_encrypted = path("server_enc.key");
     server_key_traditional = path("server_trad.key");
     server_p12 = path("server.p12");
+    trust_p12 = path("trust.p12");
     other_cert = path("other.pem");
     other_key = path("other.key");
     wild_cert = path("wild.pem");

@@ -515,6 +515,55 @@ BOOST_AUTO_TEST_CASE(a_pinned_leaf_is_trusted_with_partial_chain) {
   BOOST_TEST(!wrong.ok);
 }
 
+BOOST_AUTO_TEST_CASE(a_pkcs12_trust_store_verifies_the_server) {
+  // The CA comes from a certificates-only PKCS#12 file (issue 16), as a
+  // port from Java's keytool would bring it; a rogue server stays refused.
+  tls_config cc;
+  cc.enabled = true;
+  cc.trust_store_file = certs.trust_p12;
+  cc.trust_store_password = certs.p12_password;
+  auto cli = make_ok(cc, role::client, "client.tls");
+  session good{*make_ok(server_cfg(), role::server), *cli};
+  BOOST_TEST_REQUIRE(good.ok, good.why());
+  auto rogue = server_cfg();
+  rogue.cert_file = certs.rogue_cert;
+  rogue.key_file = certs.rogue_key;
+  session bad{*make_ok(rogue, role::server), *cli};
+  BOOST_TEST(!bad.ok);
+  // The listener side: client certificates checked against the store.
+  auto sc = server_cfg();
+  sc.verify_client = tls_config::client_auth::require;
+  sc.trust_store_file = certs.trust_p12;
+  sc.trust_store_password = certs.p12_password;
+  make_ok(sc, role::server);
+}
+
+BOOST_AUTO_TEST_CASE(trust_store_errors_name_field_file_and_cause) {
+  tls_config c;
+  c.enabled = true;
+  c.trust_store_file = certs.missing;
+  expect_error(c, role::client,
+               {"client.tls.trust_store_file", certs.missing,
+                "No such file or directory"},
+               "client.tls");
+  c.trust_store_file = certs.ca;
+  expect_error(c, role::client,
+               {"client.tls.trust_store_file", certs.ca, "not a PKCS#12"},
+               "client.tls");
+  c.trust_store_file = certs.trust_p12;
+  c.trust_store_password = "wrong";
+  expect_error(c, role::client,
+               {"client.tls.trust_store_file", "wrong password",
+                "client.tls.trust_store_password"},
+               "client.tls");
+  // A keystore given as a trust store would make its own leaf an anchor.
+  c.trust_store_file = certs.server_p12;
+  c.trust_store_password = certs.p12_password;
+  expect_error(c, role::client,
+               {"client.tls.trust_store_file", certs.server_p12, "private key"},
+               "client.tls");
+}
+
 BOOST_AUTO_TEST_CASE(ip_literal_is_verified_without_sni) {
   auto srv = make_ok(server_cfg(), role::server);
   auto cli = make_ok(client_cfg(), role::client);

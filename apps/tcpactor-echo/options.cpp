@@ -506,6 +506,24 @@ std::vector<option_spec> tls_specs() {
       "Directory of hashed CA certificates (openssl rehash), instead of or "
       "besides tls.ca-file.",
       [tls](options& o) -> std::string& { return tls(o).ca_dir; }, "<path>"));
+  xs.push_back(string_option(
+      "tls", "trust-store-file", "",
+      "CA certificates in a PKCS#12 trust store (certificates only, as "
+      "Java's keytool makes them), instead of or besides tls.ca-file.",
+      [tls](options& o) -> std::string& { return tls(o).trust_store_file; },
+      "<path>"));
+  xs.push_back(secret_option("trust-store-password", "<string>",
+                             "Password of tls.trust-store-file.",
+                             &options::trust_store_password));
+  xs.push_back(secret_option(
+      "trust-store-password-file", "<path>",
+      "Read the trust store password from this file's first line instead.",
+      &options::trust_store_password));
+  xs.push_back(secret_option(
+      "trust-store-password-env", "<name>",
+      "Read the trust store password from this environment variable "
+      "instead.",
+      &options::trust_store_password));
   xs.push_back(choice_option(
       "tls", "verify-client",
       "Client certificates (mTLS): none: not asked for; request: asked for "
@@ -1065,6 +1083,9 @@ bool resolve_tls(options& o, std::string& err) {
   if (!o.pkcs12_password.key.empty() &&
       !resolve_secret(o.pkcs12_password, tls.pkcs12_password, err))
     return false;
+  if (!o.trust_store_password.key.empty() &&
+      !resolve_secret(o.trust_store_password, tls.trust_store_password, err))
+    return false;
   for (auto& x : tls.sni_certificates)
     x.key_password = tls.key_password;
   return true;
@@ -1101,6 +1122,9 @@ std::string daemon_key(const std::string& token, const options& opts) {
   if (token == "listener.tls.pkcs12_password" &&
       !opts.pkcs12_password.key.empty())
     return opts.pkcs12_password.key;
+  if (token == "listener.tls.trust_store_password" &&
+      !opts.trust_store_password.key.empty())
+    return opts.trust_store_password.key;
   std::string candidate;
   if (starts("listener.tls."))
     candidate = "tls." + dashed(token.substr(13));

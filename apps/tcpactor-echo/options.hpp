@@ -59,6 +59,7 @@ struct options {
   };
   secret key_password;
   secret pkcs12_password;
+  secret trust_store_password;
   /// The tls.* keys given (file or command line) other than `tls.enabled`.
   std::vector<std::string> tls_keys_given;
   /// A `--tls.sni` was seen: the command line's list replaces the file's.

@@ -291,10 +291,12 @@ caf::expected<identity> load_pem_identity(const identity_source& src) {
   return id;
 }
 
-caf::expected<identity> load_pkcs12_identity(const identity_source& src) {
-  auto field = src.prefix + ".pkcs12_file";
-  auto pw_field = src.prefix + ".pkcs12_password";
-  auto& path = src.pkcs12_file;
+// Reads a PKCS#12 file and checks its password, so that a wrong one is
+// reported as such rather than as an unreadable file.
+caf::expected<p12_ptr> open_pkcs12(const std::string& field,
+                                   const std::string& pw_field,
+                                   const std::string& path,
+                                   const std::string& pw) {
   auto content = read_file(field, path);
   if (!content)
     return std::move(content.error());
@@ -309,7 +311,6 @@ caf::expected<identity> load_pkcs12_identity(const identity_source& src) {
                                                "and key_file instead)"
                                              : ""));
   }
-  auto& pw = src.pkcs12_password;
   // An empty password may have been encoded either way; PKCS12_parse tries
   // both, so the MAC check must too.
   bool mac_ok = pw.empty()
@@ -322,10 +323,20 @@ caf::expected<identity> load_pkcs12_identity(const identity_source& src) {
     return bad(field, path,
                "wrong password in " + pw_field + " (MAC verification failed)");
   }
+  return p12;
+}
+
+caf::expected<identity> load_pkcs12_identity(const identity_source& src) {
+  auto field = src.prefix + ".pkcs12_file";
+  auto& path = src.pkcs12_file;
+  auto& pw = src.pkcs12_password;
+  auto p12 = open_pkcs12(field, src.prefix + ".pkcs12_password", path, pw);
+  if (!p12)
+    return std::move(p12.error());
   EVP_PKEY* key = nullptr;
   X509* cert = nullptr;
   STACK_OF(X509)* ca = nullptr;
-  if (PKCS12_parse(p12.get(), pw.c_str(), &key, &cert, &ca) != 1)
+  if (PKCS12_parse(p12->get(), pw.c_str(), &key, &cert, &ca) != 1)
     return bad(field, path, "cannot read the keystore" + reason_suffix());
   identity id;
   id.key.reset(key);
@@ -367,8 +378,9 @@ caf::error install_identity(SSL_CTX* ctx, const identity& id,
 // -- trusted CAs --------------------------------------------------------------
 
 struct trust {
-  std::vector<x509_ptr> cas;            // from ca_file and ca_dir
-  std::vector<x509_ptr> client_ca_list; // from ca_file: names sent to clients
+  std::vector<x509_ptr> cas; // from ca_file, ca_dir and trust_store_file
+  // From ca_file and trust_store_file: names sent to clients.
+  std::vector<x509_ptr> client_ca_list;
 };
 
 // Reads every certificate of ca_dir now instead of letting OpenSSL look them
@@ -439,6 +451,40 @@ caf::expected<trust> load_trust(const tls_config& cfg,
   if (!cfg.ca_dir.empty())
     if (auto err = load_ca_dir(prefix + ".ca_dir", cfg.ca_dir, t.cas))
       return err;
+  if (!cfg.trust_store_file.empty()) {
+    auto field = prefix + ".trust_store_file";
+    auto& path = cfg.trust_store_file;
+    auto& pw = cfg.trust_store_password;
+    auto p12 = open_pkcs12(field, prefix + ".trust_store_password", path, pw);
+    if (!p12)
+      return std::move(p12.error());
+    EVP_PKEY* key = nullptr;
+    X509* cert = nullptr;
+    STACK_OF(X509)* ca = nullptr;
+    if (PKCS12_parse(p12->get(), pw.c_str(), &key, &cert, &ca) != 1)
+      return bad(field, path, "cannot read the trust store" + reason_suffix());
+    // A trust store holds certificates only; a key in it is a keystore
+    // given by mistake, and trusting its own leaf would be wrong.
+    bool has_key = key != nullptr;
+    EVP_PKEY_free(key);
+    std::vector<x509_ptr> certs;
+    if (cert != nullptr)
+      certs.emplace_back(cert);
+    for (int i = 0; ca != nullptr && i < sk_X509_num(ca); ++i)
+      certs.emplace_back(sk_X509_value(ca, i));
+    sk_X509_free(ca);
+    if (has_key)
+      return bad(field, path,
+                 "holds a private key: a trust store holds CA certificates "
+                 "only (a keystore goes in pkcs12_file)");
+    if (certs.empty())
+      return bad(field, path, "the trust store holds no certificate");
+    for (auto& x : certs) {
+      X509_up_ref(x.get());
+      t.client_ca_list.emplace_back(x.get());
+      t.cas.push_back(std::move(x));
+    }
+  }
   return t;
 }
 
@@ -927,7 +973,8 @@ caf::error configure(SSL_CTX* ctx, SSL_CTX* scratch, const tls_config& cfg,
                        nullptr);
     if (cfg.verify_peer && t.cas.empty() &&
         SSL_CTX_set_default_verify_paths(ctx) != 1)
-      return bad(p + "ca_file", "no ca_file or ca_dir set and the system "
+      return bad(p + "ca_file", "no ca_file, ca_dir or trust_store_file set "
+                                "and the system "
                                 "trust store cannot be loaded" +
                                     reason_suffix());
     SSL_CTX_set_timeout(ctx, static_cast<long>(cfg.session_timeout.count()));
@@ -997,10 +1044,10 @@ tls_context::make(const tls_config& cfg, role r, const std::string& prefix) {
                "a certificate (cert_file and key_file, or pkcs12_file) is "
                "required when TLS is enabled on a listener");
   if (server && cfg.verify_client != tls_config::client_auth::none &&
-      cfg.ca_file.empty() && cfg.ca_dir.empty())
-    return bad(p + "ca_file", "a CA (ca_file or ca_dir) is required to verify "
-                              "client certificates (verify_client is not "
-                              "none)");
+      cfg.ca_file.empty() && cfg.ca_dir.empty() && cfg.trust_store_file.empty())
+    return bad(p + "ca_file",
+               "a CA (ca_file, ca_dir or trust_store_file) is required to "
+               "verify client certificates (verify_client is not none)");
   auto scratch = new_ctx(r);
   auto ctx = new_ctx(r);
   if (!scratch || !ctx)

@@ -44,12 +44,18 @@ struct tls_config {
   /// context is built, so hashing (`openssl rehash`) is optional and no file
   /// is read during a handshake.
   std::string ca_dir;
-  /// Trust any certificate in `ca_file`/`ca_dir` as an anchor, not only
+  /// CA certificates in a PKCS#12 trust store (as Java's keytool makes
+  /// them: certificates, no key), beside or instead of `ca_file`/`ca_dir`.
+  std::string trust_store_file;
+  /// Password of `trust_store_file` (empty: none).
+  std::string trust_store_password;
+  /// Trust any certificate in `ca_file`/`ca_dir`/`trust_store_file` as an
+  /// anchor, not only
   /// self-signed roots: a pinned server (or client) leaf certificate or an
   /// intermediate is then enough (OpenSSL's X509_V_FLAG_PARTIAL_CHAIN).
   /// Names and dates are still checked.
   bool trust_partial_chain = false;
-  /// Client: verify the server's certificate. Without `ca_file`/`ca_dir` the
+  /// Client: verify the server's certificate. Without a CA set the
   /// system trust store is used. Switch off only for tests.
   bool verify_peer = true;
   /// Client: the name the server's certificate must carry and the SNI host
