@@ -5,10 +5,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <atomic>
 #include <cctype>
+#include <cstdio>
+#include <fstream>
 #include <memory>
 #include <mutex>
+#include <set>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -524,6 +530,77 @@ BOOST_AUTO_TEST_CASE(restart_on_taken_port_reports_bind_failed) {
                  BOOST_TEST(contains(describe(err), "Address already in use"),
                             describe(err));
                });
+}
+
+namespace {
+
+/// Sockets listening on 127.0.0.1:port, as the kernel lists them.
+int listening_sockets(uint16_t port) {
+  std::ifstream in{"/proc/net/tcp"};
+  std::string line;
+  char want[32];
+  std::snprintf(want, sizeof(want), "0100007F:%04X", port);
+  int n = 0;
+  std::getline(in, line); // header
+  while (std::getline(in, line)) {
+    std::istringstream fields{line};
+    std::string slot, local, remote, state;
+    fields >> slot >> local >> remote >> state;
+    if (local == want && state == "0A") // TCP_LISTEN
+      ++n;
+  }
+  return n;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(reuse_port_accepts_on_every_io_thread) {
+  // The fixture runs two I/O threads: with reuse_port each gets its own
+  // acceptor, the kernel spreads connections over them, and the connect
+  // handler (on the I/O thread here) runs where its connection was accepted.
+  using thread_atom = caf::atom_constant<caf::atom("thread")>;
+  caf::scoped_actor self{sys};
+  listener_config lc;
+  lc.reuse_port = true;
+  lc.connection.handlers_on_io_thread = true;
+  auto sink = caf::actor{self};
+  auto l = listen(
+      [sink](caf::event_based_actor*, const caller&) -> caf::expected<service> {
+        char buf[32] = {};
+        pthread_getname_np(pthread_self(), buf, sizeof(buf));
+        caf::anon_send(sink, thread_atom::value, std::string{buf});
+        return echo_service();
+      },
+      lc);
+  BOOST_TEST(listening_sockets(l.port()) == 2);
+  std::set<std::string> threads;
+  // 64 connections from distinct source ports: all on one acceptor would
+  // take a hash coin landing the same way 63 times.
+  for (int i = 0; i < 64; ++i) {
+    auto c = connect(l.port());
+    BOOST_TEST_REQUIRE(!c.write_bytes(bytes{"hi"}));
+    BOOST_TEST_REQUIRE(read_exactly(c, 2) == "hi");
+    self->receive(
+        [&](thread_atom, const std::string& name) { threads.insert(name); });
+  }
+  BOOST_TEST(threads.size() == 2u);
+  for (auto& name : threads)
+    BOOST_TEST(name.rfind("tcpactor-io-", 0) == 0u, name);
+  // A stop closes every acceptor; a start opens them all again.
+  request_stop(self, l, false);
+  expect_refused(*rt, l.port());
+  BOOST_TEST(listening_sockets(l.port()) == 0);
+  self->request(l.handle(), 10s, start_atom::value)
+      .receive([&](uint16_t port) { BOOST_TEST(port == l.port()); },
+               [](caf::error& err) {
+                 BOOST_FAIL("restart failed: " << describe(err));
+               });
+  BOOST_TEST(listening_sockets(l.port()) == 2);
+  auto c = connect(l.port());
+  BOOST_TEST(!c.write_bytes(bytes{"again"}));
+  BOOST_TEST(read_exactly(c, 5) == "again");
+  request_stop(self, l, true);
+  BOOST_TEST(listening_sockets(l.port()) == 0);
 }
 
 BOOST_AUTO_TEST_CASE(ipv6_loopback_echoes) {

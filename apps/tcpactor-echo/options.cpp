@@ -796,6 +796,12 @@ const std::vector<option_spec>& specs() {
         "An IPv6 listener (host ::) takes only IPv6 clients; false: IPv4 "
         "clients too, as IPv4-mapped addresses.",
         [](options& o) -> bool& { return o.listener.ipv6_only; }));
+    xs.push_back(bool_option(
+        "echo", "reuse-port", "reuse-port",
+        "One acceptor per I/O thread on the port (SO_REUSEPORT): each thread "
+        "accepts and serves its own connections. Any process of the same "
+        "user can then bind the port too.",
+        [](options& o) -> bool& { return o.listener.reuse_port; }));
     auto timeout =
         [&xs,
          conn](const char* key, const char* help,

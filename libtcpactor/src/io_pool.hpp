@@ -38,6 +38,9 @@ public:
 
   std::size_t size() const noexcept { return loops_.size(); }
 
+  /// Loop `i` (< size()).
+  asio::io_context& at(std::size_t i) const noexcept { return *loops_[i]; }
+
   /// The context of `loop`, one of ours.
   const loop_context& context_of(asio::io_context& loop) const noexcept;
 

@@ -149,6 +149,31 @@ public:
       rt_->forget(tag);
   }
 
+  /// An acceptor on `loop`, bound to `ep` and listening.
+  std::shared_ptr<tcp::acceptor> bind_acceptor(asio::io_context& loop,
+                                               const tcp::endpoint& ep,
+                                               error_code& ec) {
+    auto acc = std::make_shared<tcp::acceptor>(loop);
+    acc->open(ep.protocol(), ec);
+    if (!ec)
+      acc->set_option(tcp::acceptor::reuse_address{true}, ec);
+    if (!ec && cfg_.reuse_port) {
+      int on = 1;
+      if (::setsockopt(acc->native_handle(), SOL_SOCKET, SO_REUSEPORT, &on,
+                       sizeof(on)) != 0)
+        ec = error_code{errno, boost::system::system_category()};
+    }
+    if (!ec && ep.address().is_v6())
+      acc->set_option(asio::ip::v6_only(cfg_.ipv6_only), ec);
+    if (!ec)
+      apply_buffer_options(acc->native_handle(), cfg_.connection);
+    if (!ec)
+      acc->bind(ep, ec);
+    if (!ec)
+      acc->listen(cfg_.backlog, ec);
+    return acc;
+  }
+
   /// Binds and starts accepting; returns the bound port.
   caf::expected<uint16_t> open(caf::actor self) {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -172,27 +197,49 @@ public:
       addr = eps.begin()->endpoint().address();
     }
     tcp::endpoint ep{addr, cfg_.port};
-    auto acc = std::make_shared<tcp::acceptor>(*loop_);
-    acc->open(ep.protocol(), ec);
-    if (!ec)
-      acc->set_option(tcp::acceptor::reuse_address{true}, ec);
-    if (!ec && ep.address().is_v6())
-      acc->set_option(asio::ip::v6_only(cfg_.ipv6_only), ec);
-    if (!ec)
-      apply_buffer_options(acc->native_handle(), cfg_.connection);
-    if (!ec)
-      acc->bind(ep, ec);
-    if (!ec)
-      acc->listen(cfg_.backlog, ec);
+    auto acc = bind_acceptor(*loop_, ep, ec);
     if (ec)
       return make_error(errc::bind_failed, where + ": " + ec.message());
     port_ = acc->local_endpoint(ec).port();
     // A restart binds the same port, even if the first bind picked it.
     cfg_.port = port_;
+    std::vector<std::pair<std::shared_ptr<tcp::acceptor>, asio::io_context*>>
+        extras;
+    if (cfg_.reuse_port) {
+      // One more acceptor per other loop on the same port: the kernel
+      // spreads new connections over them, and each loop accepts its own,
+      // with no hop from an accepting loop to the one that serves.
+      for (std::size_t i = 0; i < rt_->pool.size(); ++i) {
+        auto* loop = &rt_->pool.at(i);
+        if (loop == loop_)
+          continue;
+        auto extra = bind_acceptor(*loop, tcp::endpoint{addr, port_}, ec);
+        if (ec) {
+          error_code ignored;
+          acc->close(ignored);
+          for (auto& x : extras)
+            x.first->close(ignored);
+          return make_error(errc::bind_failed,
+                            where + " (reuse_port): " + ec.message());
+        }
+        extras.emplace_back(std::move(extra), loop);
+      }
+    }
     acceptor_ = acc;
+    extra_acceptors_ = extras;
     self_ = std::move(self);
-    asio::post(*loop_, [core = shared_from_this(), acc] { core->accept(acc); });
-    info("listening on " + to_string(tcp::endpoint{addr, port_}));
+    auto* own = cfg_.reuse_port ? loop_ : nullptr;
+    asio::post(*loop_, [core = shared_from_this(), acc, own] {
+      core->accept(acc, own);
+    });
+    for (auto& [extra, loop] : extras)
+      asio::post(*loop, [core = shared_from_this(), a = extra, l = loop] {
+        core->accept(a, l);
+      });
+    info("listening on " + to_string(tcp::endpoint{addr, port_}) +
+         (cfg_.reuse_port
+              ? " (" + std::to_string(extras.size() + 1) + " acceptors)"
+              : ""));
     return port_;
   }
 
@@ -201,9 +248,12 @@ public:
   /// connection has finished, so that the stop's reply means it is over.
   void stop(bool immediate, std::function<void()> done) {
     std::shared_ptr<tcp::acceptor> acc;
+    std::vector<std::pair<std::shared_ptr<tcp::acceptor>, asio::io_context*>>
+        extras;
     {
       std::lock_guard<std::mutex> guard{mtx_};
       acc = std::move(acceptor_);
+      extras.swap(extra_acceptors_);
       self_ = nullptr;
       if (!rt_) {
         if (done)
@@ -211,6 +261,30 @@ public:
         return;
       }
     }
+    if (!extras.empty()) {
+      // Each acceptor closes on its own loop; the last one to close goes on
+      // below, so no loop can admit a connection behind the sweep.
+      auto left = std::make_shared<std::atomic<std::size_t>>(extras.size());
+      auto rest = [core = shared_from_this(), acc, immediate,
+                   done{std::move(done)}]() mutable {
+        core->stop(std::move(acc), immediate, std::move(done));
+      };
+      auto shared_rest = std::make_shared<decltype(rest)>(std::move(rest));
+      for (auto& [extra, loop] : extras)
+        asio::post(*loop, [a = extra, left, shared_rest, l = loop_] {
+          error_code ec;
+          a->close(ec);
+          if (--*left == 0)
+            asio::post(*l, [shared_rest] { (*shared_rest)(); });
+        });
+      return;
+    }
+    stop(std::move(acc), immediate, std::move(done));
+  }
+
+  /// The rest of stop(), once the extra acceptors are closed.
+  void stop(std::shared_ptr<tcp::acceptor> acc, bool immediate,
+            std::function<void()> done) {
     // On the loop, after the acceptor closed: an accept that completed
     // before cannot admit a connection behind the sweep.
     asio::post(*loop_, [core = shared_from_this(), acc, immediate,
@@ -355,9 +429,11 @@ public:
   uint64_t hook_token = 0;
 
 private:
-  void accept(std::shared_ptr<tcp::acceptor> acc) {
-    auto& target = rt_->pool.next();
-    acc->async_accept(target, [core = shared_from_this(), acc,
+  /// Accepts on `acc`'s loop; each connection goes to the next loop of the
+  /// pool, or with `own` (reuse_port) stays on that one.
+  void accept(std::shared_ptr<tcp::acceptor> acc, asio::io_context* own) {
+    auto& target = own != nullptr ? *own : rt_->pool.next();
+    acc->async_accept(target, [core = shared_from_this(), acc, own,
                                &target](error_code ec, loop_socket sock) {
       if (!acc->is_open())
         return;
@@ -371,17 +447,18 @@ private:
                        " failed: " + ec.message() + "; retrying in 100ms");
       }
       if (ec) {
-        auto timer = std::make_shared<asio::steady_timer>(*core->loop_);
+        auto timer = std::make_shared<asio::steady_timer>(
+            own != nullptr ? *own : *core->loop_);
         timer->expires_after(accept_backoff);
-        timer->async_wait([core, acc, timer](error_code) {
+        timer->async_wait([core, acc, own, timer](error_code) {
           if (acc->is_open())
-            core->accept(acc);
+            core->accept(acc, own);
         });
         return;
       }
       core->descriptors_available();
       core->on_accepted(std::move(sock), target);
-      core->accept(acc);
+      core->accept(acc, own);
     });
   }
 
@@ -392,6 +469,7 @@ private:
   // uv__emfile_trick), then take the reserve back; the caller's backoff
   // keeps the retries to ten a second. Loop only.
   void shed_backlog(tcp::acceptor& acc, const error_code& ec) {
+    std::lock_guard<std::mutex> fd_guard{fd_mtx_};
     uint64_t shed = 0;
     if (reserve_fd_ >= 0) {
       ::close(std::exchange(reserve_fd_, -1));
@@ -422,6 +500,7 @@ private:
 
   // An accept worked: descriptors are back. Loop only.
   void descriptors_available() {
+    std::lock_guard<std::mutex> fd_guard{fd_mtx_};
     if (reserve_fd_ < 0)
       reserve_fd_ = open_reserve();
     auto shed = fd_burst_.end();
@@ -640,6 +719,9 @@ private:
 
   mutable std::mutex mtx_;
   std::shared_ptr<tcp::acceptor> acceptor_;
+  // reuse_port: the acceptors on the other loops, and their loops.
+  std::vector<std::pair<std::shared_ptr<tcp::acceptor>, asio::io_context*>>
+      extra_acceptors_;
   // The listener keeps itself alive while it accepts.
   caf::actor self_;
   uint16_t port_ = 0;
@@ -660,7 +742,9 @@ private:
   uint64_t over_limit_ = 0;
   uint64_t no_descriptors_ = 0;
   refusal_burst limit_burst_;
-  // Loop only (and the constructor): -1 while given up or unavailable.
+  // Accepting loops only, under fd_mtx_ (several with reuse_port): -1 while
+  // given up or unavailable.
+  std::mutex fd_mtx_;
   int reserve_fd_;
   refusal_burst fd_burst_;
 };

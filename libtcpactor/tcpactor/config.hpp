@@ -138,6 +138,13 @@ struct listener_config {
   /// An IPv6 listener ("::") takes only IPv6 clients (IPV6_V6ONLY); off:
   /// IPv4 clients too, as IPv4-mapped addresses.
   bool ipv6_only = false;
+  /// One acceptor per I/O thread, all bound to the port with SO_REUSEPORT:
+  /// the kernel spreads new connections over them by address hash, and each
+  /// I/O thread accepts and serves its own (no accepting thread in between;
+  /// for connect churn with several I/O threads). Off: one acceptor hands
+  /// connections to the I/O threads in turn. SO_REUSEPORT lets any other
+  /// socket of the same user bind the port too while it is open.
+  bool reuse_port = false;
   /// Per-connection limits.
   connection_config connection;
   /// TLS; off unless `tls.enabled`.
