@@ -1,4 +1,5 @@
 #include "tcpactor/listener.hpp" // first: proves the header stands alone
+#include "tcpactor/reconnecting_client.hpp"
 
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -298,6 +299,66 @@ BOOST_AUTO_TEST_CASE(actor_client_over_a_path) {
     owner->receive([&](closed_atom) { closed = true; },
                    [](error_atom, caf::error&) {},
                    caf::after(10s) >> [&] { BOOST_FAIL("no closed"); });
+}
+
+BOOST_AUTO_TEST_CASE(reconnecting_client_over_a_path) {
+  auto path = dir.file("again.sock");
+  auto l = listen_on(path);
+  caf::scoped_actor owner{sys};
+  reconnecting_client_config rc;
+  rc.client.unix_path = path;
+  rc.initial_backoff = 20ms;
+  rc.max_backoff = 100ms;
+  auto hdl = spawn_reconnecting_client(*rt, rc, caf::actor{owner});
+  BOOST_TEST_REQUIRE(static_cast<bool>(hdl), why(hdl));
+  std::vector<caf::error> drops;
+  auto await_connected = [&] {
+    std::string peer;
+    bool done = false;
+    while (!done)
+      owner->receive(
+          [&](connected_atom, uint32_t, std::string& p) {
+            peer = p;
+            done = true;
+          },
+          [&](disconnected_atom, uint32_t, caf::error& err) {
+            drops.push_back(std::move(err));
+          },
+          caf::after(10s) >> [&] { BOOST_FAIL("never connected"); });
+    return peer;
+  };
+  BOOST_TEST(await_connected() == path);
+  // The listener goes, and its file with it: attempts fail until it is back.
+  stop(l, true);
+  BOOST_TEST(!exists(path));
+  while (drops.size() < 2)
+    owner->receive([&](disconnected_atom, uint32_t,
+                       caf::error& err) { drops.push_back(std::move(err)); },
+                   caf::after(10s) >> [] { BOOST_FAIL("no disconnect"); });
+  BOOST_TEST(kind(drops.back()) == errc::connect_failed,
+             describe(drops.back()));
+  BOOST_TEST(contains(describe(drops.back()), path), describe(drops.back()));
+  owner->request(l.handle(), 10s, start_atom::value)
+      .receive([](uint16_t) {},
+               [](caf::error& err) {
+                 BOOST_FAIL("restart failed: " << describe(err));
+               });
+  BOOST_TEST(await_connected() == path);
+  caf::anon_send(*hdl, write_atom::value, bytes{"back"});
+  std::string seen;
+  while (seen.size() < 4)
+    owner->receive(
+        [&](bytes& chunk) -> bytes {
+          seen += chunk.to_string();
+          return bytes{};
+        },
+        caf::after(10s) >> [] { BOOST_FAIL("no echo"); });
+  BOOST_TEST(seen == "back");
+  caf::anon_send(*hdl, close_atom::value);
+  bool closed = false;
+  while (!closed)
+    owner->receive([&](closed_atom) { closed = true; },
+                   caf::after(10s) >> [] { BOOST_FAIL("no closed"); });
 }
 
 BOOST_AUTO_TEST_CASE(abstract_socket_leaves_no_file) {
