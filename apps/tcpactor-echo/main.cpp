@@ -190,11 +190,17 @@ int run(const tcpactor_echo::options& opts, const sigset_t& signals) {
     return fail(2, config_error(lst.error(), opts));
   if (!lst)
     return fail(1, "cannot listen on " +
-                       address(opts.listener.host, opts.listener.port) + ": " +
-                       tcpactor::describe(lst.error()));
+                       (opts.listener.unix_path.empty()
+                            ? address(opts.listener.host, opts.listener.port)
+                            : opts.listener.unix_path) +
+                       ": " + tcpactor::describe(lst.error()));
   // On stdout as well as in the log, so scripts learn the port the kernel
   // picked for --port 0 even at log level warning or quiet.
-  std::printf("listening on %s%s\n", address(lst->host(), lst->port()).c_str(),
+  // A Unix-domain listener's host is its path, with no port.
+  auto where = opts.listener.unix_path.empty()
+                   ? address(lst->host(), lst->port())
+                   : opts.listener.unix_path;
+  std::printf("listening on %s%s\n", where.c_str(),
               opts.listener.tls.enabled ? " (TLS)" : "");
   std::fflush(stdout);
   if (auto& framing = opts.listener.connection.framing;
@@ -203,7 +209,7 @@ int run(const tcpactor_echo::options& opts, const sigset_t& signals) {
   info("file descriptor limit " + std::to_string(fd_limit));
   auto sig = wait_for_stop_signal(signals, sys, *lst, opts);
   info(std::string{sig == SIGINT ? "SIGINT" : "SIGTERM"} +
-       ": stopping the listener on " + address(lst->host(), lst->port()));
+       ": stopping the listener on " + where);
   if (sig == SIGTERM)
     drain(sys, *lst, opts.drain_timeout);
   else

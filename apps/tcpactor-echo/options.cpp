@@ -8,6 +8,7 @@
 #include <chrono>
 #include <climits>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -802,6 +803,36 @@ const std::vector<option_spec>& specs() {
         "accepts and serves its own connections. Any process of the same "
         "user can then bind the port too.",
         [](options& o) -> bool& { return o.listener.reuse_port; }));
+    xs.push_back(string_option(
+        "echo", "unix-path", "unix-path",
+        "Listen on this Unix-domain socket instead of host:port ('@name': an "
+        "abstract socket). A stale socket file is replaced, a live one or any "
+        "other file is an error; the file is removed on exit.",
+        [](options& o) -> std::string& { return o.listener.unix_path; },
+        "<path>"));
+    xs.push_back(
+        {"echo", "unix-mode", "unix-mode", "<octal>",
+         "Permissions of the unix-path socket file, e.g. 0660 (owner and "
+         "group may connect); 0: as the umask leaves them.",
+         [](options& o, const raw_value& v) -> std::string {
+           // Octal whether written 0660 or 660, quoted or not: a mode is
+           // never meant in decimal.
+           auto& t = v.text;
+           if (t.empty() || t.size() > 5 ||
+               t.find_first_not_of("01234567") != std::string::npos)
+             return in_quotes(t) + " is not an octal mode (e.g. 0660)";
+           auto mode = std::strtoul(t.c_str(), nullptr, 8);
+           if (mode > 07777)
+             return in_quotes(t) + " is out of range (0-07777)";
+           o.listener.unix_mode = static_cast<uint32_t>(mode);
+           return {};
+         },
+         [](options& o) {
+           char buf[16];
+           std::snprintf(buf, sizeof(buf), "%04o",
+                         static_cast<unsigned>(o.listener.unix_mode));
+           return std::string{buf};
+         }});
     auto timeout =
         [&xs,
          conn](const char* key, const char* help,

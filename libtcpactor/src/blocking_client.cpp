@@ -30,7 +30,8 @@ struct blocking_client::impl {
 caf::expected<blocking_client> blocking_client::connect(runtime& rt,
                                                         client_config cfg) {
   auto ptr = std::make_unique<impl>(rt, cfg);
-  ptr->peer = cfg.host + ":" + std::to_string(cfg.port);
+  ptr->peer = cfg.unix_path.empty() ? cfg.host + ":" + std::to_string(cfg.port)
+                                    : cfg.unix_path;
   auto hdl = spawn_client(rt, cfg, caf::actor_cast<caf::actor>(ptr->self));
   if (!hdl)
     return std::move(hdl.error());

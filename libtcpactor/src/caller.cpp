@@ -24,6 +24,12 @@ uint16_t caller::local_port() const noexcept {
   return ptr_ ? socket_manager::from(ptr_)->local_port() : 0;
 }
 
+std::optional<peer_credentials> caller::peer_credentials() const {
+  if (!ptr_)
+    return std::nullopt;
+  return socket_manager::from(ptr_)->credentials();
+}
+
 const tls_info& caller::tls() const noexcept {
   static const tls_info plain;
   return ptr_ ? socket_manager::from(ptr_)->tls() : plain;

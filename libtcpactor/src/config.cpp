@@ -2,6 +2,8 @@
 
 #include <cstdint>
 
+#include <sys/un.h>
+
 #include "tcpactor/errors.hpp"
 
 namespace tcpactor {
@@ -10,6 +12,25 @@ namespace {
 
 caf::error bad(const std::string& field, const std::string& what) {
   return make_error(errc::invalid_config, field + ": " + what);
+}
+
+// sun_path holds 108 bytes: a file path needs its NUL, an abstract name
+// ("@name") has its '@' stored as the leading NUL.
+constexpr std::size_t max_unix_path = sizeof(sockaddr_un::sun_path) - 1;
+
+caf::error check_unix_path(const std::string& field, const std::string& path) {
+  auto name = "'" + path + "'";
+  if (path.find('\0') != std::string::npos)
+    return bad(field, "contains a NUL byte");
+  if (path == "@")
+    return bad(field, "'@' needs an abstract socket name after it");
+  auto len = path.front() == '@' ? path.size() - 1 : path.size();
+  if (len > max_unix_path)
+    return bad(field, name + " is " + std::to_string(len) +
+                          " bytes, more than the " +
+                          std::to_string(max_unix_path) +
+                          " a Unix socket address holds");
+  return caf::none;
 }
 
 } // namespace
@@ -76,6 +97,20 @@ caf::error connection_config::validate(const std::string& prefix) const {
 caf::error listener_config::validate() const {
   if (host.empty())
     return bad("listener.host", "must not be empty");
+  if (!unix_path.empty()) {
+    if (auto err = check_unix_path("listener.unix_path", unix_path))
+      return err;
+    if (reuse_port)
+      return bad("listener.reuse_port", "cannot be combined with unix_path");
+    if (unix_mode != 0 && unix_path.front() == '@')
+      return bad("listener.unix_mode",
+                 "an abstract socket (unix_path '" + unix_path +
+                     "') has no file to set permissions on");
+  }
+  if (unix_mode > 07777)
+    return bad("listener.unix_mode", "must be 0 (umask) or at most 07777");
+  if (unix_mode != 0 && unix_path.empty())
+    return bad("listener.unix_mode", "needs unix_path");
   if (backlog < 1)
     return bad("listener.backlog", "must be at least 1");
   if (max_connections != 0 && max_connections_per_ip > max_connections)
@@ -92,10 +127,22 @@ caf::error listener_config::validate() const {
 }
 
 caf::error client_config::validate() const {
-  if (host.empty())
+  if (!unix_path.empty()) {
+    if (auto err = check_unix_path("client.unix_path", unix_path))
+      return err;
+    if (!local_host.empty() || local_port != 0)
+      return bad("client.local_host",
+                 "cannot be combined with unix_path (a Unix client binds "
+                 "no address)");
+    if (tls.enabled && tls.verify_peer && tls.server_name.empty())
+      return bad("client.tls.server_name",
+                 "is required with unix_path and verify_peer: there is no "
+                 "host name to check the server's certificate against");
+  } else if (host.empty()) {
     return bad("client.host", "is required");
-  if (port == 0)
+  } else if (port == 0) {
     return bad("client.port", "must be 1-65535");
+  }
   if (connect_timeout.count() <= 0)
     return bad("client.connect_timeout", "must be positive");
   if (read_timeout.count() <= 0)

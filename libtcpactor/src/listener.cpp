@@ -30,6 +30,7 @@
 #include "tcpactor/errors.hpp"
 #include "tcpactor/log.hpp"
 #include "tls_context.hpp"
+#include "unix_socket.hpp"
 
 namespace tcpactor {
 
@@ -181,6 +182,8 @@ public:
       return make_error(errc::shutdown, "runtime is shutting down");
     if (acceptor_)
       return port_;
+    if (!cfg_.unix_path.empty())
+      return open_unix(std::move(self));
     error_code ec;
     auto where = cfg_.host + ":" + std::to_string(cfg_.port);
     auto addr = asio::ip::make_address(cfg_.host, ec);
@@ -292,6 +295,7 @@ public:
       if (acc) {
         error_code ec;
         acc->close(ec);
+        core->remove_socket_file();
       }
       if (!immediate) {
         if (done)
@@ -526,7 +530,7 @@ private:
       // Counted per address only under a per-address limit: otherwise the
       // map would cost every distinct client a node for nothing.
       std::size_t* same_ip = nullptr;
-      if (cfg_.max_connections_per_ip != 0)
+      if (cfg_.max_connections_per_ip != 0 && cfg_.unix_path.empty())
         same_ip = &per_ip_[ip];
       if (cfg_.max_connections != 0 && open_ >= cfg_.max_connections) {
         limit = cfg_.max_connections;
@@ -552,7 +556,8 @@ private:
     if (limit == 0)
       return true;
     error_code ec;
-    auto peer = to_string(sock.remote_endpoint(ec));
+    auto peer = cfg_.unix_path.empty() ? to_string(sock.remote_endpoint(ec))
+                                       : cfg_.unix_path;
     // A reset, as in reset_close().
     sock.set_option(asio::socket_base::linger{true, 0}, ec);
     sock.close(ec);
@@ -586,7 +591,9 @@ private:
     error_code ec;
     // Unspecified if the peer reset already (ENOTCONN): it is still served
     // (its actor sees the reset) and counted under that address.
-    auto remote = sock.remote_endpoint(ec);
+    tcp::endpoint remote;
+    if (cfg_.unix_path.empty())
+      remote = sock.remote_endpoint(ec);
     auto ip = remote.address();
     if (!admit(sock, ip))
       return;
@@ -639,6 +646,47 @@ private:
     // No monitor and no link: a failing actor takes only its transport down
     // (target_down), and on_closed hears of it from there. A monitor cost
     // every connection an attachable and every close a down message.
+  }
+
+  /// open() for a Unix-domain listener. Its descriptor goes into a tcp-typed
+  /// acceptor: accepting does not depend on the address family, and the
+  /// accept loop, its limits and backoff stay one. Requires `mtx_`.
+  caf::expected<uint16_t> open_unix(caf::actor self) {
+    auto sock = listen_unix(cfg_.unix_path, cfg_.unix_mode, cfg_.backlog,
+                            cfg_.connection);
+    if (!sock)
+      return std::move(sock.error());
+    auto acc = std::make_shared<tcp::acceptor>(*loop_);
+    error_code ec;
+    acc->assign(tcp::v4(), sock->fd, ec);
+    if (ec) {
+      ::close(sock->fd);
+      remove_unix_file(cfg_.unix_path, *sock);
+      return make_error(errc::bind_failed,
+                        cfg_.unix_path + ": " + ec.message());
+    }
+    unix_socket_ = *sock;
+    acceptor_ = acc;
+    self_ = std::move(self);
+    asio::post(*loop_, [core = shared_from_this(), acc] {
+      core->accept(acc, nullptr);
+    });
+    info("listening on " + cfg_.unix_path);
+    return uint16_t{0};
+  }
+
+  /// A Unix-domain listener stopped: its socket file goes with it.
+  void remove_socket_file() {
+    std::optional<unix_listen_socket> sock;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      // Started again meanwhile: the file there is the new socket's.
+      if (acceptor_)
+        return;
+      sock.swap(unix_socket_);
+    }
+    if (sock)
+      remove_unix_file(cfg_.unix_path, *sock);
   }
 
   /// Listener loop: completes a drain if nothing is open or `force`.
@@ -724,6 +772,8 @@ private:
       extra_acceptors_;
   // The listener keeps itself alive while it accepts.
   caf::actor self_;
+  // A Unix-domain listener's bound socket file, removed on stop.
+  std::optional<unix_listen_socket> unix_socket_;
   uint16_t port_ = 0;
   // Admitted and not yet finished; the transports themselves are in the
   // runtime's registry under our tag.
@@ -826,7 +876,7 @@ caf::expected<listener> spawn_listener(runtime& rt, listener_config cfg,
   if (!on_connect)
     return make_error(errc::invalid_config, "listener: on_connect must be set");
   auto& impl = rt.internals();
-  auto host = cfg.host;
+  auto host = cfg.unix_path.empty() ? cfg.host : cfg.unix_path;
   std::shared_ptr<tls_context_holder> tls;
   if (cfg.tls.enabled) {
     // Every file is read and checked now, so a bad one never leaves a

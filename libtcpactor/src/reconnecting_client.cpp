@@ -63,7 +63,9 @@ public:
                       caf::actor owner, std::shared_ptr<runtime_link> link)
       : caf::event_based_actor(cfg), cfg_(std::move(rc)),
         owner_(std::move(owner)), link_(std::move(link)),
-        peer_(cfg_.client.host + ":" + std::to_string(cfg_.client.port)),
+        peer_(cfg_.client.unix_path.empty()
+                  ? cfg_.client.host + ":" + std::to_string(cfg_.client.port)
+                  : cfg_.client.unix_path),
         rng_(std::random_device{}()) {
     // nop
   }

@@ -8,11 +8,15 @@
 #include "framing_layer.hpp"
 #include "socket_options.hpp"
 #include "tls_transport.hpp"
+#include "unix_socket.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cassert>
+#include <cstring>
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <caf/actor_system.hpp>
 #include <caf/exit_reason.hpp>
@@ -27,6 +31,9 @@ namespace tcpactor {
 namespace {
 
 std::atomic<connection_id> next_conn_id{0};
+
+// How soon a Unix client asks again while the listener's backlog is full.
+constexpr auto unix_retry = std::chrono::milliseconds{10};
 
 } // namespace
 
@@ -278,31 +285,49 @@ void socket_manager::prepare_socket(bool ask_remote) {
   // Errors here only cost speed (Nagle) or are caught by the next syscall.
   error_code ec;
   socket_->non_blocking(true, ec);
-  apply_connection_options(socket_->native_handle(), *cfg_);
   fill_endpoints(ask_remote);
+  if (!unix_)
+    apply_connection_options(fd_, *cfg_);
   enter(state::open);
 }
 
 void socket_manager::fill_endpoints(bool ask_remote) {
-  error_code ec;
   fd_ = socket_->native_handle();
-  if (ask_remote) {
+  // getsockname() by hand rather than local_endpoint(): the same call tells
+  // an accepted Unix-domain socket from a TCP one, whose Asio type cannot.
+  sockaddr_storage ss;
+  auto len = static_cast<socklen_t>(sizeof(ss));
+  if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+    if (ss.ss_family == AF_UNIX) {
+      unix_ = true;
+      // An accepted socket carries its listener's path; a client knows it.
+      if (!target_name_)
+        target_name_ = std::make_unique<const std::string>(
+            unix_name(reinterpret_cast<const sockaddr_un&>(ss), len));
+    } else if (len <= local_.capacity()) {
+      std::memcpy(local_.data(), &ss, len);
+      local_.resize(len);
+    }
+  }
+  if (ask_remote && !unix_) {
+    error_code ec;
     auto remote = socket_->remote_endpoint(ec);
     if (!ec)
       remote_ = remote;
   }
-  auto local = socket_->local_endpoint(ec);
-  if (!ec)
-    local_ = local;
   if (framing_)
     framing_->set_peer(peer());
 }
 
 std::string socket_manager::remote_host() const {
+  if (unix_)
+    return *target_name_;
   return remote_.port() != 0 ? remote_.address().to_string() : std::string{};
 }
 
 std::string socket_manager::local_host() const {
+  if (unix_)
+    return *target_name_;
   return local_.port() != 0 ? local_.address().to_string() : std::string{};
 }
 
@@ -310,6 +335,21 @@ std::string socket_manager::peer() const {
   if (remote_.port() != 0)
     return to_string(remote_);
   return target_name_ ? *target_name_ : std::string{};
+}
+
+std::optional<peer_credentials> socket_manager::credentials() const {
+  if (!unix_)
+    return std::nullopt;
+  ucred cred{};
+  auto len = static_cast<socklen_t>(sizeof(cred));
+  {
+    // finish() sets fd_ to -1 under this lock before it closes the socket,
+    // so the descriptor asked here is still this connection's.
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (fd_ < 0 || ::getsockopt(fd_, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+      return std::nullopt;
+  }
+  return peer_credentials{static_cast<int32_t>(cred.pid), cred.uid, cred.gid};
 }
 
 const tls_info& socket_manager::tls() const noexcept {
@@ -572,6 +612,15 @@ void socket_manager::connect(const client_config& cfg) {
   post([this, cfg] {
     if (state_ != state::connecting)
       return;
+    if (!cfg.unix_path.empty()) {
+      target_name_ = std::make_unique<const std::string>(cfg.unix_path);
+      unix_ = true;
+      timer_ = std::make_unique<asio::steady_timer>(*lc_->loop);
+      connect_unix(cfg.unix_path,
+                   std::chrono::steady_clock::now() + cfg.connect_timeout,
+                   cfg.connect_timeout);
+      return;
+    }
     target_name_ = std::make_unique<const std::string>(
         cfg.host + ":" + std::to_string(cfg.port));
     timer_ = std::make_unique<asio::steady_timer>(*lc_->loop);
@@ -651,6 +700,58 @@ void socket_manager::try_connect(tcp::resolver::results_type endpoints,
           return;
         }
         on_connected();
+      });
+}
+
+void socket_manager::connect_unix(
+    const std::string& path, std::chrono::steady_clock::time_point deadline,
+    std::chrono::milliseconds limit) {
+  unix_address addr{path};
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    finish(errno_to_error(errno, errc::connect_failed, path));
+    return;
+  }
+  apply_buffer_options(fd, *cfg_);
+  int rc;
+  do
+    rc = ::connect(fd, addr.data(), addr.len);
+  while (rc != 0 && errno == EINTR);
+  if (rc == 0) {
+    // A Unix connect completes at once or fails; no wait for writability.
+    error_code ec;
+    socket_.emplace(*lc_->loop);
+    socket_->assign(tcp::v4(), fd, ec);
+    if (ec) {
+      ::close(fd);
+      finish(to_error(ec, errc::connect_failed, path));
+      return;
+    }
+    on_connected();
+    return;
+  }
+  auto err = errno;
+  ::close(fd);
+  if (err != EAGAIN) {
+    finish(errno_to_error(err, errc::connect_failed, path));
+    return;
+  }
+  // The listener's backlog is full. Linux cannot report when it has room
+  // (writability would be a lie), so ask again shortly, within the bound.
+  auto now = std::chrono::steady_clock::now();
+  if (now >= deadline) {
+    finish(make_error(errc::connect_timeout,
+                      path + " after " + std::to_string(limit.count()) +
+                          "ms (its backlog stayed full)"));
+    return;
+  }
+  timer_->expires_after(std::min<std::chrono::steady_clock::duration>(
+      unix_retry, deadline - now));
+  timer_->async_wait(
+      [this, self = self_ptr(), path, deadline, limit](error_code ec) {
+        if (ec || state_ != state::connecting)
+          return;
+        connect_unix(path, deadline, limit);
       });
 }
 

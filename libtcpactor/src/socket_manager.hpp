@@ -21,6 +21,7 @@
 #include "runtime_impl.hpp"
 #include "stream_transport.hpp"
 #include "tcpactor/bytes.hpp"
+#include "tcpactor/caller.hpp"
 #include "tcpactor/config.hpp"
 #include "tcpactor/fwd.hpp"
 #include "tcpactor/tls.hpp"
@@ -109,12 +110,15 @@ public:
   // -- properties (fixed once open) -------------------------------------------
 
   connection_id conn_id() const noexcept { return conn_id_; }
-  /// The peer's address, or "" before a client's connect succeeded.
+  /// The peer's address, or "" before a client's connect succeeded; over a
+  /// Unix-domain socket, its path (remote and local alike).
   std::string remote_host() const;
   uint16_t remote_port() const noexcept { return remote_.port(); }
   std::string local_host() const;
   uint16_t local_port() const noexcept { return local_.port(); }
   asio::ip::address remote_address() const { return remote_.address(); }
+  /// SO_PEERCRED of a Unix-domain socket while it is open; else nothing.
+  std::optional<peer_credentials> credentials() const;
   /// "host:port" of the peer, for messages: the address once connected,
   /// before that (a client) the host and port it was asked to reach.
   std::string peer() const;
@@ -232,6 +236,11 @@ private:
   void on_ready();
   void try_connect(tcp::resolver::results_type endpoints,
                    tcp::resolver::results_type::iterator pos);
+  /// Connects to the Unix-domain socket `path`, retrying while its backlog
+  /// is full until `deadline`.
+  void connect_unix(const std::string& path,
+                    std::chrono::steady_clock::time_point deadline,
+                    std::chrono::milliseconds limit);
   /// Starts reading through the layers.
   void begin_reading();
   /// After a pause: what the layers hold goes up first, then the socket is
@@ -317,10 +326,16 @@ private:
   socket_manager* reg_next_ = nullptr;
   uint64_t owner_ = 0;
   // A client's "host:port" as configured, for messages before (or without)
-  // a connection; null on accepted connections.
+  // a connection; null on accepted connections. Over a Unix-domain socket,
+  // its path, on both sides.
   std::unique_ptr<const std::string> target_name_;
   int fd_ = -1;
   bool bind_local_ = false; // a client binds local_ before connecting
+  // A Unix-domain socket: remote_ and local_ stay empty, TCP options are
+  // skipped. Its descriptor sits in a tcp-typed Asio socket, which is sound
+  // as long as nothing asks that socket for an endpoint: waits, accept and
+  // close do not depend on the address family.
+  bool unix_ = false;
   bool registered_ = false; // in the registry; guarded by the runtime's mutex
 
   // -- I/O loop only ----------------------------------------------------------

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include <caf/actor_control_block.hpp>
@@ -11,6 +12,14 @@
 #include "tcpactor/tls.hpp"
 
 namespace tcpactor {
+
+/// Who is on the other end of a Unix-domain socket, as the kernel saw it
+/// when the peer connected (SO_PEERCRED).
+struct peer_credentials {
+  int32_t pid = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+};
 
 /// Handle to one accepted connection: who is on the other end, and a way to
 /// write to or close it from any thread. Cheap to copy; a copy that outlives
@@ -22,10 +31,17 @@ public:
   /// Unique for the process lifetime.
   connection_id id() const noexcept;
 
+  /// The peer's address. Over a Unix-domain socket, whose clients are
+  /// normally unnamed, the socket's path on both sides (the listener's
+  /// `unix_path`, "@name" for an abstract one), and the ports are 0.
   std::string remote_host() const;
   uint16_t remote_port() const noexcept;
   std::string local_host() const;
   uint16_t local_port() const noexcept;
+
+  /// The connecting process's pid, uid and gid over a Unix-domain socket
+  /// (e.g. to admit only some users); nothing over TCP or once closed.
+  std::optional<tcpactor::peer_credentials> peer_credentials() const;
 
   /// What the TLS handshake agreed on, including the client certificate's
   /// subject with mutual TLS; empty for plain TCP.

@@ -119,6 +119,18 @@ struct listener_config {
   std::string host = "0.0.0.0";
   /// Port to bind; 0 lets the kernel pick (the listener reports it).
   uint16_t port = 0;
+  /// Listen on this Unix-domain stream socket instead of host:port (which
+  /// are then unused); a leading '@' names a Linux abstract socket (no
+  /// file). At most 107 bytes. A socket file nobody listens on any more is
+  /// replaced, one another process listens on fails with `bind_failed`
+  /// (address in use), and any other file there is never touched. The file
+  /// is removed when the listener stops. TCP options (`tcp_nodelay`,
+  /// keepalive, `user_timeout`, `ipv6_only`, `max_connections_per_ip`) are
+  /// skipped and `reuse_port` is refused; TLS, framing and timeouts work.
+  std::string unix_path;
+  /// Permission bits of the socket file, set before the first accept (e.g.
+  /// 0660: owner and group may connect); 0: as the process umask leaves them.
+  uint32_t unix_mode = 0;
   /// Length of the kernel's accept queue.
   int backlog = 1024;
   /// Open connections at most; 0: unlimited. A connection over the limit is
@@ -159,6 +171,11 @@ struct client_config {
   std::string host;
   /// Port to connect to. Required (1-65535).
   uint16_t port = 0;
+  /// Connect to this Unix-domain stream socket instead of host:port (which
+  /// are then not required); a leading '@' names a Linux abstract socket.
+  /// With TLS and `verify_peer`, `tls.server_name` names the certificate's
+  /// host, since there is no host name to check it against.
+  std::string unix_path;
   /// Local address to bind before connecting; empty: any.
   std::string local_host;
   /// Local port to bind before connecting; 0: any.

@@ -70,7 +70,7 @@ struct connection_event {
   };
   kind_t kind = opened;
   connection_id id = 0;
-  /// "host:port" of the peer.
+  /// "host:port" of the peer (a Unix-domain listener: its path).
   std::string peer;
   caf::error reason;
 };
@@ -112,7 +112,8 @@ using listener_actor =
                      caf::replies_to<drain_atom, caf::timespan>::with<uint64_t>,
                      caf::reacts_to<tls_reload_atom>>;
 
-/// A started listener: its actor and where it is bound.
+/// A started listener: its actor and where it is bound (a Unix-domain
+/// listener: its path as host, port 0).
 class listener {
 public:
   listener() = default;
