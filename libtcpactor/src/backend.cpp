@@ -21,6 +21,12 @@
 
 namespace tcpactor {
 
+namespace detail {
+
+void openssl_error_queue_guard() noexcept; // openssl_guard.cpp
+
+} // namespace detail
+
 backend_actor::behavior_type echo_backend() {
   return {[](const bytes& in) { return in; }};
 }
@@ -186,6 +192,8 @@ caf::error configure_node(caf::actor_system_config& cfg,
                           const node_config& node) {
   if (auto err = node.validate())
     return err;
+  // libcaf_openssl leaves OpenSSL errors queued; see openssl_guard.cpp.
+  detail::openssl_error_queue_guard();
   // The one type our services send over BASP besides CAF's own.
   cfg.add_message_type<bytes>("tcpactor::bytes");
   cfg.load<caf::io::middleman>();

@@ -230,11 +230,17 @@ service forward(caf::event_based_actor* self, const caller& conn,
   // The proxy dies when the node does or its link drops: fail at once, also
   // a connection that waits for nothing.
   self->monitor(be);
-  self->set_down_handler([conn, name, addr = be.address()](caf::down_msg& dm) {
-    if (dm.source == addr)
+  // Weak: the handler lives as long as the actor object, and a caller in
+  // it would keep the transport (and through it the actor) alive.
+  auto weak = caf::actor_cast<caf::weak_actor_ptr>(conn.transport());
+  self->set_down_handler([weak, name, addr = be.address()](caf::down_msg& dm) {
+    if (dm.source != addr)
+      return;
+    if (auto tr = caf::actor_cast<caf::strong_actor_ptr>(weak))
       fail_connection(
-          conn, make_error(errc::backend_down,
-                           name + ": link lost (" + describe(dm.reason) + ")"));
+          caller{std::move(tr)},
+          make_error(errc::backend_down,
+                     name + ": link lost (" + describe(dm.reason) + ")"));
   });
   return {
       [self, be, conn, name,
