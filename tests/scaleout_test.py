@@ -340,6 +340,24 @@ class ScaleoutTest(DaemonTestCase):
         self.assertNotIn("backend 127.0.0.1:%d down" % good.port,
                          d.err.text())
 
+    def test_worker_stops_cleanly_on_sigterm(self):
+        upper = self.worker("upper")
+        d, port = self.front(upper)
+        sock = self.connect(port)
+        sock.sendall(b"x")
+        self.assertEqual(recv_exactly(sock, 1), b"X")
+        upper.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(upper.proc.wait(timeout=EXIT_TIMEOUT), 0,
+                         upper.err.text())
+        # Its front end saw the link go and failed the connection on it.
+        try:
+            self.assertEqual(sock.recv(16), b"")
+        except ConnectionResetError:
+            pass
+        self.assertTrue(d.err.wait_for(
+            r"reason=backend_down: 127\.0\.0\.1:%d: link lost" % upper.port,
+            IO_TIMEOUT), d.err.text())
+
     def test_bad_backend_options_name_the_cause(self):
         code, _, err = self.run_daemon("--port=0", "--backend=localhost")
         self.assertEqual(code, 2)

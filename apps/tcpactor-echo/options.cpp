@@ -1420,8 +1420,9 @@ std::string help_text() {
   out += '\n';
   wrap(out,
        "Write options as --name=value or --name value. Every option also "
-       "takes its full name, section.key (e.g. --echo.port); [tls] options "
-       "only that (--tls.cert-file).",
+       "takes its full name, section.key (e.g. --echo.port); [tls] and "
+       "[backend] options only that (--tls.cert-file, --backend.cafile), "
+       "except --backend for backend.nodes.",
        0);
   out += '\n';
   wrap(out,
