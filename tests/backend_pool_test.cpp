@@ -74,8 +74,16 @@ public:
     port_ = static_cast<uint16_t>(std::stoi(line.substr(colon + 1)));
   }
 
-  /// Sends `sig` and leaves the process be (SIGSTOP, SIGCONT).
-  void signal(int sig) { ::kill(pid_, sig); }
+  /// Stops the process (SIGSTOP) and returns once it is stopped: kill()
+  /// returns before every thread halted, and one may still answer.
+  void pause() {
+    ::kill(pid_, SIGSTOP);
+    int status = 0;
+    BOOST_TEST_REQUIRE(waitpid(pid_, &status, WUNTRACED) == pid_);
+    BOOST_TEST_REQUIRE(WIFSTOPPED(status));
+  }
+
+  void resume() { ::kill(pid_, SIGCONT); }
 
   void stop(int sig) {
     if (pid_ <= 0)
@@ -314,7 +322,7 @@ BOOST_AUTO_TEST_CASE(a_hung_node_times_out_only_its_own_connections) {
   BOOST_TEST(roundtrip(b, "b") == "B");
   // A stopped process keeps its TCP link up and answers nothing: only the
   // request timeout can tell.
-  echo.signal(SIGSTOP);
+  echo.pause();
   BOOST_TEST_REQUIRE(!a.write_bytes(bytes{"lost"}));
   auto ev = await_event(observer, connection_event::closed);
   BOOST_TEST_REQUIRE(ev.has_value());
@@ -325,7 +333,7 @@ BOOST_AUTO_TEST_CASE(a_hung_node_times_out_only_its_own_connections) {
   BOOST_TEST(static_cast<bool>(read_until_error(a)));
   // The other node's connection never noticed.
   BOOST_TEST(roundtrip(b, "still") == "STILL");
-  echo.signal(SIGCONT);
+  echo.resume();
 }
 
 BOOST_AUTO_TEST_CASE(without_a_node_up_connections_are_refused) {
