@@ -370,6 +370,16 @@ class ScaleoutTest(DaemonTestCase):
         self.assertEqual(code, 2)
         self.assertIn("backend.certificate: cannot read "
                       "'/nonexistent/front.pem'", err)
+        # A worker checks its files before it publishes anything.
+        w = Worker(["--port=0", "--tls=on", "--certificate=" +
+                    self.cert("worker.pem"), "--key=" +
+                    self.cert("front.key"), "--cafile=" +
+                    self.cert("ca.pem")])
+        self.workers.append(w)
+        self.assertEqual(w.proc.wait(timeout=START_TIMEOUT), 2)
+        w.err.join(EXIT_TIMEOUT)
+        self.assertIn("--key: '%s' does not match" % self.cert("front.key"),
+                      w.err.text())
 
 
 if __name__ == "__main__":

@@ -165,6 +165,9 @@ bool parse(int argc, char** argv, options& o, std::string& err) {
 
 /// Renders the library's field names as this program's options.
 std::string option_names(std::string text) {
+  const std::string kind = "invalid_config: ";
+  if (text.compare(0, kind.size(), kind) == 0)
+    text = "invalid configuration: " + text.substr(kind.size());
   const std::string prefix = "node.";
   for (auto pos = text.find(prefix); pos != std::string::npos;
        pos = text.find(prefix, pos))

@@ -16,6 +16,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "tcpactor/errors.hpp"
 
@@ -171,10 +172,17 @@ caf::error node_config::validate() const {
   SSL_CTX_set_default_passwd_cb_userdata(ctx.get(),
                                          const_cast<std::string*>(&passphrase));
   if (SSL_CTX_use_PrivateKey_file(ctx.get(), key.c_str(), SSL_FILETYPE_PEM) !=
-      1)
-    return bad_node(
-        "key", "'" + key + "' is no PEM key (or the passphrase is wrong): " +
-                   openssl_reason());
+      1) {
+    // OpenSSL compares the key with the certificate as it loads it.
+    auto mismatch =
+        ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
+    return bad_node("key",
+                    "'" + key + "' " +
+                        (mismatch ? "does not match '" + certificate + "'"
+                                  : std::string{"is no PEM key (or the "
+                                                "passphrase is wrong)"}) +
+                        ": " + openssl_reason());
+  }
   if (SSL_CTX_check_private_key(ctx.get()) != 1)
     return bad_node("key", "'" + key + "' does not match '" + certificate +
                                "': " + openssl_reason());

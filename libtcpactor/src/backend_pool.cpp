@@ -155,22 +155,23 @@ caf::behavior linker(caf::event_based_actor* self, impl_ptr st) {
   auto failed = [self, st, schedule](std::size_t idx, const std::string& why) {
     std::string name;
     bool was_up;
+    bool repeat;
     {
       std::lock_guard<std::mutex> guard{st->mtx};
       auto& x = st->nodes[idx];
       was_up = x.status.up;
       name = x.status.endpoint.to_string();
-      // Log a node's trouble once, not at every retry.
-      bool repeat = !was_up && x.status.last_error == why;
+      repeat = !was_up && x.status.last_error == why;
       x.status.up = false;
       x.handle = nullptr;
       ++x.status.failures;
       x.status.last_error = why;
-      if (!repeat)
-        warn("backend " + name + (was_up ? " down: " : " unreachable: ") + why +
-             "; retrying with backoff");
     }
     st->changed.notify_all();
+    // Log a node's trouble once, not at every retry.
+    if (!repeat)
+      warn("backend " + name + (was_up ? " down: " : " unreachable: ") + why +
+           "; retrying with backoff");
     schedule(idx);
   };
   auto connect = [self, st, mm, expected_ifs, failed](std::size_t idx) {
