@@ -41,6 +41,13 @@
 # them, tcpactor-bench --framing=length:4 sends and checks whole frames. Its
 # ratio column is framed / raw tcpactor-echo pingpong from the same run
 # (when pingpong ran too, before it): the cost of framing.
+#   SCALEOUT [0]          1: instead of the table above, ping-pong and
+#                         stream through tcpactor-echo --backend with one and
+#                         two tcpactor-worker nodes (BASP on loopback), beside
+#                         the local echo service, with the CPU each process
+#                         spent per message (per MB for stream), read from
+#                         /proc as bench/cpu_cost.sh does. SCALEOUT_TLS=1
+#                         runs BASP over TLS (throwaway certificates).
 #   BUILD_DIR [build-bench]  SKIP_BUILD [0]: 1 uses the binaries as built
 #   SERVER_CPUS, BENCH_CPUS  taskset -c lists (empty: no pinning)
 #
@@ -81,6 +88,7 @@ ECHO_TUNING=()
 BENCH_CPUS=${BENCH_CPUS:-}
 
 ECHO_BIN=$BUILD/apps/tcpactor-echo
+WORKER_BIN=$BUILD/apps/tcpactor-worker
 EPOLL_BIN=$BUILD/bench/epoll_echo
 BENCH_BIN=$BUILD/apps/tcpactor-bench
 
@@ -321,18 +329,186 @@ if [[ ${SKIP_BUILD:-0} != 1 ]]; then
       exit 1
     }
   cmake --build "$BUILD" --target tcpactor-echo tcpactor-bench epoll_echo \
+    tcpactor-worker \
     -j "$(nproc)" >"$TMP/build.log" 2>&1 || {
     tail -n 50 "$TMP/build.log" >&2
     exit 1
   }
 fi
-for bin in "$ECHO_BIN" "$EPOLL_BIN" "$BENCH_BIN"; do
+for bin in "$ECHO_BIN" "$EPOLL_BIN" "$BENCH_BIN" "$WORKER_BIN"; do
   [[ -x $bin ]] || {
     log "missing $bin"
     exit 1
   }
 done
 : >"$LOG"
+
+# -- scale-out mode -------------------------------------------------------------
+TICK=$(getconf CLK_TCK)
+cpu_s() { awk -v t="$TICK" '{ print ($14 + $15) / t }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+WORKER_PIDS=()
+WORKER_PORTS=()
+
+# make_node_certs: a CA and one certificate every node presents (BASP nodes
+# are client and server at once), in $TMP/nodes.
+make_node_certs() {
+  local d=$TMP/nodes
+  mkdir -p "$d"
+  (
+    cd "$d"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -days 2 -subj "/CN=tcpactor nodes CA" \
+      -addext keyUsage=critical,keyCertSign,cRLSign -keyout ca.key -out ca.pem
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -subj "/CN=node" -keyout node.key -out node.csr
+    printf 'extendedKeyUsage=serverAuth,clientAuth\n' >node.ext
+    openssl x509 -req -in node.csr -CA ca.pem -CAkey ca.key -set_serial 1 \
+      -days 2 -extfile node.ext -out node.pem
+  ) >"$TMP/openssl.log" 2>&1 || {
+    cat "$TMP/openssl.log" >&2
+    exit 1
+  }
+}
+
+# node_tls_args PREFIX: the certificate options, one a line, if SCALEOUT_TLS.
+node_tls_args() {
+  [[ ${SCALEOUT_TLS:-0} == 1 ]] || return 0
+  printf '%s\n' "--$1certificate=$TMP/nodes/node.pem" \
+    "--$1key=$TMP/nodes/node.key" "--$1cafile=$TMP/nodes/ca.pem"
+}
+
+# start_worker: appends its PID to WORKER_PIDS and its port to WORKER_PORTS.
+start_worker() {
+  local out=$TMP/worker${#WORKER_PIDS[@]}.out tls_args=()
+  mapfile -t tls_args < <(node_tls_args "")
+  "$WORKER_BIN" --port=0 --service=echo --log-level=warning \
+    "${tls_args[@]}" >"$out" 2>&1 &
+  WORKER_PIDS+=($!)
+  local i port=""
+  for ((i = 0; i < 200; i++)); do
+    port=$(sed -n 's/^publishing .* on [^ ]*:\([0-9]*\).*/\1/p' "$out")
+    [[ -z $port ]] || break
+    sleep 0.05
+  done
+  [[ -n $port ]] || {
+    log "worker did not start: $(cat "$out")"
+    exit 1
+  }
+  WORKER_PORTS+=("$port")
+}
+
+stop_workers() {
+  local pid
+  for pid in "${WORKER_PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  WORKER_PIDS=()
+}
+
+# scaleout_measure SCENARIO WORKERS: one run, 0 workers being the local echo
+# service; sets ROW to a table row (or "" on failure). Not in a subshell, so
+# the EXIT trap knows every PID.
+scaleout_measure() {
+  ROW=""
+  local scenario=$1 n=$2 args=() tls_args=() extra=() i nodes="" pid
+  case $scenario in
+    pingpong) args=(--mode pingpong --connections 50 --size 64) ;;
+    stream) args=(--mode stream --connections 4 --size 16KiB --window 256KiB) ;;
+  esac
+  WORKER_PORTS=()
+  for ((i = 0; i < n; i++)); do
+    start_worker
+    nodes+="${nodes:+,}127.0.0.1:${WORKER_PORTS[i]}"
+  done
+  if ((n > 0)); then
+    mapfile -t tls_args < <(node_tls_args "backend.")
+    extra=(--backend "$nodes" "${tls_args[@]}")
+  fi
+  local saved=("${ECHO_EXTRA[@]}")
+  ECHO_EXTRA=("${saved[@]}" "${extra[@]}")
+  if ! start_server tcpactor; then
+    ECHO_EXTRA=("${saved[@]}")
+    stop_workers
+    return 0
+  fi
+  ECHO_EXTRA=("${saved[@]}")
+  local f0 f1 w0=() w1=()
+  f0=$(cpu_s "$SERVER_PID")
+  for pid in "${WORKER_PIDS[@]}"; do w0+=("$(cpu_s "$pid")"); done
+  local out=$TMP/bench.out rc=0
+  "$BENCH_BIN" --port "$SERVER_PORT" --json-only --threads "$BENCH_THREADS" \
+    --duration "$DURATION" --warmup 0 "${args[@]}" >"$out" \
+    2>"$TMP/bench.err" || rc=$?
+  f1=$(cpu_s "$SERVER_PID")
+  for pid in "${WORKER_PIDS[@]}"; do w1+=("$(cpu_s "$pid")"); done
+  stop_server
+  stop_workers
+  local line
+  line=$(grep '^RESULT ' "$out" || true)
+  echo "scaleout $scenario workers=$n $line" >>"$LOG"
+  if [[ -z $line || $rc != 0 || $(json_field "$line" errors) != 0 ]]; then
+    log "  $scenario with $n worker(s): tcpactor-bench exit $rc: $(cat "$TMP/bench.err")"
+    FAILED=1
+    return 0
+  fi
+  ROW=$(python3 - "$scenario" "$n" "$f0" "$f1" "${w0[*]:-}" "${w1[*]:-}" "$line" <<'PY'
+import json, sys
+scenario, n, f0, f1, w0, w1, line = sys.argv[1:]
+r = json.loads(line[len("RESULT "):])
+if r["mode"] == "stream":
+    units, scale, rate = r["bytes"] / 1e6, 1e3, "%.0f MB/s" % r["mb_per_s"]
+else:
+    units, scale, rate = r["messages"], 1e6, "%.0fk msg/s" % (r["messages_per_s"] / 1e3)
+front = (float(f1) - float(f0)) / units * scale
+workers = [(float(b) - float(a)) / units * scale
+           for a, b in zip(w0.split(), w1.split())]
+client = r["machine"]["client_cpu_s"] / units * scale
+total = front + sum(workers) + client
+setup = "local echo" if n == "0" else "%s worker%s" % (n, "s" if n != "1" else "")
+print("| %s | %s | %s | %.1f | %s | %.1f | %.1f |" % (
+    scenario, setup, rate, front,
+    " + ".join("%.1f" % w for w in workers) or "-", client, total))
+PY
+)
+}
+
+scaleout_run() {
+  [[ ${SCALEOUT_TLS:-0} != 1 ]] || make_node_certs
+  local rows=() scenario n r
+  for scenario in pingpong stream; do
+    for n in 0 1 2; do
+      for ((r = 1; r <= RUNS; r++)); do
+        scaleout_measure "$scenario" "$n"
+        log "$scenario, $n worker(s), run $r/$RUNS: ${ROW:-failed} (load $(cut -d' ' -f1 /proc/loadavg))"
+        [[ -z $ROW ]] || rows+=("$ROW")
+      done
+    done
+  done
+  cat <<EOF
+
+tcpactor scale-out bench: $(nproc) cores, $(uname -sr), $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no git"), $(date -u +%Y-%m-%dT%H:%MZ)
+RUNS=$RUNS DURATION=$DURATION SCALEOUT_TLS=${SCALEOUT_TLS:-0}; front end, workers and load generator share this machine
+load average (1/5/15 min) at end: $(cut -d' ' -f1-3 /proc/loadavg)
+
+| scenario | setup | rate | front end | workers | client | total |
+|---|---|---:|---:|---:|---:|---:|
+EOF
+  printf '%s\n' "${rows[@]}"
+  cat <<EOF
+
+CPU columns: microseconds per message (ping-pong, 50 conns, 64 B) or
+milliseconds per MB (stream, 4 conns, 16 KiB chunks, 256 KiB window), from
+utime + stime in /proc/PID/stat around the measured run (no warm-up).
+Raw RESULT lines: $LOG
+EOF
+}
+
+if [[ ${SCALEOUT:-0} == 1 ]]; then
+  trap 'stop_workers; cleanup' EXIT
+  scaleout_run
+  exit "$FAILED"
+fi
 
 # -- run ------------------------------------------------------------------------
 # Both processes need a descriptor per held connection; the soft limit is

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include <pthread.h>
@@ -20,6 +21,7 @@
 #include <caf/scoped_actor.hpp>
 
 #include "options.hpp"
+#include "tcpactor/backend_pool.hpp"
 #include "tcpactor/connection.hpp"
 #include "tcpactor/errors.hpp"
 #include "tcpactor/listener.hpp"
@@ -172,18 +174,38 @@ int run(const tcpactor_echo::options& opts, const sigset_t& signals) {
   caf::actor_system_config cfg;
   tcpactor::configure(cfg);
   cfg.set("scheduler.max-threads", opts.scheduler_threads);
+  bool forward = !opts.backend.backends.empty();
+  // The middleman (and its thread) only when forwarding: a plain echo
+  // daemon opens no BASP port and links to no node.
+  if (forward)
+    if (auto err = tcpactor::configure_node(cfg, opts.node))
+      return fail(2, config_error(err, opts));
   caf::actor_system sys{cfg};
   // Declared after `sys`, so it is destroyed first: the runtime closes every
   // socket and lets their actors quit before ~actor_system waits for them.
   auto rt = tcpactor::runtime::make(sys, opts.runtime);
   if (!rt)
     return fail(1, "cannot start: " + tcpactor::describe(rt.error()));
-  auto lst = tcpactor::spawn_listener(
-      *rt, opts.listener,
+  std::optional<tcpactor::backend_pool> pool;
+  tcpactor::connect_handler on_connect =
       [](caf::event_based_actor*,
          const tcpactor::caller& conn) -> caf::expected<tcpactor::service> {
-        return tcpactor::echo_service(conn);
-      });
+    return tcpactor::echo_service(conn);
+  };
+  if (forward) {
+    auto made = tcpactor::backend_pool::make(sys, opts.backend);
+    if (!made)
+      return fail(2, config_error(made.error(), opts));
+    pool.emplace(std::move(*made));
+    // Serve as soon as every node is linked; nodes still down by then are
+    // linked in the background, and connections go to those up meanwhile.
+    auto n = opts.backend.backends.size();
+    auto up = pool->wait_until_up(n, opts.backend.connect_timeout);
+    info(std::to_string(up) + " of " + std::to_string(n) + " back end(s) up" +
+         (opts.node.tls ? " (BASP over TLS)" : ""));
+    on_connect = pool->handler();
+  }
+  auto lst = tcpactor::spawn_listener(*rt, opts.listener, on_connect);
   // The library reads the TLS files before it binds, and names the field,
   // the file and the cause.
   if (!lst && tcpactor::kind(lst.error()) == tcpactor::errc::invalid_config)

@@ -656,6 +656,99 @@ std::vector<option_spec> tls_specs() {
   return xs;
 }
 
+std::vector<option_spec> backend_specs() {
+  std::vector<option_spec> xs;
+  xs.push_back(string_option(
+      "backend", "nodes", "backend",
+      "Forward every chunk (or frame) to these back-end nodes "
+      "(tcpactor-worker) over CAF's BASP and write their replies back, "
+      "instead of echoing here: HOST:PORT[,HOST:PORT...], IPv6 as "
+      "[ADDR]:PORT. Each connection keeps one node for its lifetime; if "
+      "that node goes down, the connection fails with backend_down. Empty: "
+      "echo locally.",
+      [](options& o) -> std::string& { return o.backend_nodes; },
+      "<host:port,...>"));
+  xs.push_back(choice_option(
+      "backend", "policy",
+      "Which node a new connection gets: the next one up in turn, or the "
+      "one serving the fewest connections.",
+      {"round-robin", "least-connections"},
+      [](options& o, const std::string& x) {
+        o.backend.policy = x == "least-connections"
+                               ? tcpactor::backend_policy::least_connections
+                               : tcpactor::backend_policy::round_robin;
+      },
+      [](options& o) -> std::string {
+        return o.backend.policy == tcpactor::backend_policy::least_connections
+                   ? "least-connections"
+                   : "round-robin";
+      }));
+  xs.push_back(duration_option(
+      "backend", "request-timeout", "",
+      "A chunk the node leaves unanswered this long fails its connection "
+      "(backend_down).",
+      [](options& o) -> std::chrono::milliseconds& {
+        return o.backend.request_timeout;
+      }));
+  xs.push_back(duration_option(
+      "backend", "connect-timeout", "",
+      "One attempt to link to a node (TCP, TLS and BASP handshakes). At "
+      "start the daemon waits this long at most for every node to be up.",
+      [](options& o) -> std::chrono::milliseconds& {
+        return o.backend.connect_timeout;
+      }));
+  xs.push_back(duration_option(
+      "backend", "max-backoff", "",
+      "Longest wait between attempts to relink a lost node; waits start at "
+      "100ms and double.",
+      [](options& o) -> std::chrono::milliseconds& {
+        return o.backend.max_backoff;
+      }));
+  xs.push_back(choice_option(
+      "backend", "tls",
+      "BASP between the nodes over TLS, both ends presenting a certificate "
+      "signed by backend.cafile. auto: on when backend.certificate is set; "
+      "false: plain BASP, which anyone who can reach a worker's port can "
+      "use.",
+      {"auto", "true", "false"},
+      [](options& o, const std::string& x) {
+        o.backend_tls = x == "true"    ? options::tls_switch::on
+                        : x == "false" ? options::tls_switch::off
+                                       : options::tls_switch::automatic;
+      },
+      [](options& o) -> std::string {
+        switch (o.backend_tls) {
+          case options::tls_switch::on:
+            return "true";
+          case options::tls_switch::off:
+            return "false";
+          default:
+            return "auto";
+        }
+      }));
+  xs.push_back(string_option(
+      "backend", "certificate", "",
+      "PEM certificate this node presents to the workers.",
+      [](options& o) -> std::string& { return o.node.certificate; }, "<path>"));
+  xs.push_back(string_option(
+      "backend", "key", "", "PEM private key of backend.certificate.",
+      [](options& o) -> std::string& { return o.node.key; }, "<path>"));
+  xs.push_back(string_option(
+      "backend", "passphrase-file", "",
+      "File whose first line is the password of an encrypted backend.key.",
+      [](options& o) -> std::string& { return o.backend_passphrase_file; },
+      "<path>"));
+  xs.push_back(string_option(
+      "backend", "cafile", "",
+      "PEM CA certificate(s) the workers' certificates must chain to.",
+      [](options& o) -> std::string& { return o.node.cafile; }, "<path>"));
+  xs.push_back(string_option(
+      "backend", "capath", "",
+      "Directory of hashed CA certificates, instead of backend.cafile.",
+      [](options& o) -> std::string& { return o.node.capath; }, "<path>"));
+  return xs;
+}
+
 const std::vector<option_spec>& specs() {
   static const std::vector<option_spec> result = [] {
     std::vector<option_spec> xs;
@@ -872,6 +965,8 @@ const std::vector<option_spec>& specs() {
         [](options& o) -> std::size_t& { return o.scheduler_threads; }));
     for (auto& x : tls_specs())
       xs.push_back(std::move(x));
+    for (auto& x : backend_specs())
+      xs.push_back(std::move(x));
     return xs;
   }();
   return result;
@@ -971,7 +1066,7 @@ bool load_file(const std::string& path, options& out, std::string& err) {
       section = std::string{trim(rest.substr(1, close - 1))};
       if (!known_section(section))
         return fail("unknown section '[" + section +
-                    "]' (known: echo, connection, scheduler, tls)");
+                    "]' (known: echo, connection, scheduler, tls, backend)");
       continue;
     }
     auto eq = rest.find('=');
@@ -1128,6 +1223,52 @@ bool resolve_tls(options& o, std::string& err) {
   return true;
 }
 
+/// Parses the node list and decides whether BASP runs over TLS.
+bool resolve_backend(options& o, std::string& err) {
+  auto certs_given = !o.node.certificate.empty() || !o.node.key.empty() ||
+                     !o.node.cafile.empty() || !o.node.capath.empty();
+  if (o.backend_nodes.empty()) {
+    if (certs_given || o.backend_tls == options::tls_switch::on) {
+      err = "backend.nodes: backend TLS settings are set but no back end is";
+      return false;
+    }
+    return true;
+  }
+  auto nodes = tcpactor::parse_backends(o.backend_nodes, "backend.nodes");
+  if (!nodes) {
+    err = tcpactor::describe(nodes.error());
+    auto prefix = std::string{"invalid_config: "};
+    if (err.compare(0, prefix.size(), prefix) == 0)
+      err = err.substr(prefix.size());
+    return false;
+  }
+  o.backend.backends = std::move(*nodes);
+  switch (o.backend_tls) {
+    case options::tls_switch::on:
+      o.node.tls = true;
+      break;
+    case options::tls_switch::off:
+      o.node.tls = false;
+      break;
+    case options::tls_switch::automatic:
+      if (certs_given && o.node.certificate.empty()) {
+        err = "backend.certificate: other backend TLS settings are set but "
+              "no certificate is; set one, or backend.tls=false for plain "
+              "BASP";
+        return false;
+      }
+      o.node.tls = !o.node.certificate.empty();
+      break;
+  }
+  if (o.node.tls && !o.backend_passphrase_file.empty() &&
+      !read_first_line(o.backend_passphrase_file, o.node.passphrase)) {
+    err = "backend.passphrase-file: cannot read '" + o.backend_passphrase_file +
+          "': " + std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
 /// One library field name as the daemon's key, or `token` unchanged.
 std::string daemon_key(const std::string& token, const options& opts) {
   auto dashed = [](std::string x) {
@@ -1154,6 +1295,12 @@ std::string daemon_key(const std::string& token, const options& opts) {
   }
   if (token == "listener.tls")
     return "tls";
+  if (starts("node."))
+    return "backend." + token.substr(5);
+  if (token == "backend_pool.backends")
+    return "backend.nodes";
+  if (starts("backend_pool."))
+    return "backend." + dashed(token.substr(13));
   if (token == "listener.tls.key_password" && !opts.key_password.key.empty())
     return opts.key_password.key;
   if (token == "listener.tls.pkcs12_password" &&
@@ -1244,7 +1391,7 @@ bool parse(int argc, char** argv, options& out, std::string& err) {
     }
     note_given(out, *x.spec);
   }
-  return resolve_tls(out, err);
+  return resolve_tls(out, err) && resolve_backend(out, err);
 }
 
 std::string daemon_key_names(const std::string& text, const options& opts) {
@@ -1304,8 +1451,9 @@ std::string help_text() {
   out += '\n';
   wrap(out,
        "Write options as --name=value or --name value. Every option also "
-       "takes its full name, section.key (e.g. --echo.port); [tls] options "
-       "only that (--tls.cert-file).",
+       "takes its full name, section.key (e.g. --echo.port); [tls] and "
+       "[backend] options only that (--tls.cert-file, --backend.cafile), "
+       "except --backend for backend.nodes.",
        0);
   out += '\n';
   wrap(out,

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "tcpactor/backend.hpp"
+#include "tcpactor/backend_pool.hpp"
 #include "tcpactor/config.hpp"
 #include "tcpactor/log.hpp"
 
@@ -64,6 +66,18 @@ struct options {
   std::vector<std::string> tls_keys_given;
   /// A `--tls.sni` was seen: the command line's list replaces the file's.
   bool sni_on_command_line = false;
+  /// `backend.nodes`: "HOST:PORT,..." to forward every chunk to; empty:
+  /// echo here. parse() fills `backend.backends` from it.
+  std::string backend_nodes;
+  /// Assignment policy, timeouts and the nodes, once parsed.
+  tcpactor::backend_pool_config backend;
+  /// `backend.tls`: BASP over TLS; `automatic` turns it on when
+  /// `backend.certificate` is set.
+  tls_switch backend_tls = tls_switch::automatic;
+  /// Certificates for BASP (`node.tls` resolved by parse()).
+  tcpactor::node_config node;
+  /// `backend.passphrase-file`: password of an encrypted `backend.key`.
+  std::string backend_passphrase_file;
   /// File read before the command line is applied; empty: none.
   std::string config_file;
   /// `-h` or `--help` was given: print `help_text()` and exit.

@@ -176,4 +176,9 @@ void spawn_connection(caf::actor_system& sys, caf::strong_actor_ptr tr,
           std::move(on_connect), std::move(on_reject)}));
 }
 
+void fail_connection(const caller& conn, caf::error reason) {
+  if (conn)
+    socket_manager::from(conn.transport())->abort(std::move(reason));
+}
+
 } // namespace tcpactor

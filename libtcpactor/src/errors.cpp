@@ -66,6 +66,8 @@ std::string to_string(errc x) {
       return "frame_truncated";
     case errc::frame_invalid:
       return "frame_invalid";
+    case errc::backend_down:
+      return "backend_down";
   }
   return "errc(" + std::to_string(static_cast<int>(x)) + ")";
 }

@@ -416,6 +416,10 @@ bool tls_transport::encrypt_locked(const bytes& data) {
   while (pos < data.size()) {
     auto len = std::min(data.size() - pos, max_record);
     more_ = pos + len < data.size();
+    // SSL_get_error reads this thread's error queue: a stale entry left by
+    // other OpenSSL users in the process (libcaf_openssl never clears the
+    // queue around its calls) would make a good call look failed.
+    ERR_clear_error();
     auto r = SSL_write(ssl_, data.data() + pos, static_cast<int>(len));
     if (r <= 0)
       break;

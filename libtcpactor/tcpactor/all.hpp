@@ -1,5 +1,7 @@
 #pragma once
 
+#include "tcpactor/backend.hpp"
+#include "tcpactor/backend_pool.hpp"
 #include "tcpactor/bytes.hpp"
 #include "tcpactor/caller.hpp"
 #include "tcpactor/client.hpp"

@@ -76,6 +76,10 @@ enum class errc : uint8_t {
   /// A frame the codec cannot carry: a payload that contains the delimiter,
   /// an exact-size frame of another size, a length the header cannot hold.
   frame_invalid,
+  /// The back-end node serving the connection went down, its link dropped,
+  /// or it did not answer within the request timeout; or no back end is up
+  /// for a new connection. The context names the back end.
+  backend_down,
 };
 
 /// Category atom of every `caf::error` that carries an `errc`.
