@@ -76,6 +76,13 @@ enum class errc : uint8_t {
   /// A frame the codec cannot carry: a payload that contains the delimiter,
   /// an exact-size frame of another size, a length the header cannot hold.
   frame_invalid,
+  /// A listener expecting a PROXY protocol header got a malformed one, or
+  /// none (other bytes, or the peer closed first); the context names the
+  /// peer and the cause.
+  proxy_header_invalid,
+  /// No complete PROXY protocol header arrived within
+  /// `listener_config::proxy_header_timeout`.
+  proxy_header_timeout,
 };
 
 /// Category atom of every `caf::error` that carries an `errc`.
