@@ -335,13 +335,38 @@ BOOST_AUTO_TEST_CASE(
     stopping_the_listener_closes_connections_awaiting_a_header) {
   auto l = listen_proxy(proxy_protocol::v2);
   auto s = connect_blocking(l.port());
-  auto quiet = connect_blocking(l.port()); // left for the runtime's shutdown
+  auto quiet = connect_blocking(l.port()); // sends nothing at all
   // Half a header: the connection now waits in the header phase.
   BOOST_TEST(::send(s.fd(), v2_sig.data(), 6, MSG_NOSIGNAL) == 6);
   probe->request(l.handle(), 10s, immediate_stop_atom::value)
       .receive([] {}, [](caf::error& err) { BOOST_FAIL(describe(err)); });
   auto res = read_to_end(s);
   BOOST_TEST((res.eof || res.error == ECONNRESET));
+  BOOST_TEST(calls->load() == 0);
+  // Counted as what it was: a connection that never got past its header.
+  for (int i = 0; i < 2; ++i) {
+    auto ev = failure_event(observer);
+    BOOST_TEST((kind(ev.reason) == errc::shutdown), describe(ev.reason));
+  }
+  auto st = stats_of(probe, l);
+  BOOST_TEST(st.proxy_failed == 2u);
+  BOOST_TEST(st.handshake_failed == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(runtime_shutdown_closes_connections_awaiting_a_header) {
+  auto l = listen_proxy(proxy_protocol::any); // 5 s header timeout
+  auto s = connect_blocking(l.port());
+  BOOST_TEST(::send(s.fd(), "PROX", 4, MSG_NOSIGNAL) == 4);
+  // Accepted (and so in the header phase) before the runtime goes.
+  auto deadline = steady::now() + 10s;
+  while (stats_of(probe, l).accepted == 0 && steady::now() < deadline)
+    continue;
+  BOOST_TEST_REQUIRE(stats_of(probe, l).accepted == 1u);
+  auto t0 = steady::now();
+  rt.reset(); // closes every connection, gracefully
+  auto res = read_to_end(s);
+  BOOST_TEST((res.eof || res.error == ECONNRESET));
+  BOOST_TEST((steady::now() - t0 < 4s)); // the shutdown, not the timeout
   BOOST_TEST(calls->load() == 0);
 }
 

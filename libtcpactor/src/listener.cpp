@@ -703,8 +703,10 @@ private:
       if (open_ == 0)
         all_closed.swap(all_closed_);
       secured = handshaking_.erase(t.conn_id()) == 0;
-      proxy_bad = !secured && (kind(reason) == errc::proxy_header_invalid ||
-                               kind(reason) == errc::proxy_header_timeout);
+      // Closed before its PROXY header was accepted (TLS comes after it):
+      // a bad or late header, or a stop meanwhile.
+      proxy_bad = !secured && cfg_.proxy_protocol != proxy_protocol::off &&
+                  !t.uses_tls();
       if (proxy_bad)
         ++proxy_failed_;
       else if (!secured)

@@ -119,6 +119,8 @@ public:
   /// before that (a client) the host and port it was asked to reach.
   std::string peer() const;
   const connection_config& config() const noexcept { return *cfg_; }
+  /// True once TLS was set up (`use_tls`), handshake done or not.
+  bool uses_tls() const noexcept { return tls_ != nullptr; }
   /// What the TLS handshake agreed on; empty for plain TCP. Fixed before
   /// the target sees the connection.
   const tls_info& tls() const noexcept;

@@ -40,8 +40,9 @@ struct listener_stats {
   /// descriptors (EMFILE/ENFILE); a reserved descriptor makes room to accept
   /// and close them, so they do not hang in the backlog.
   uint64_t no_descriptors = 0;
-  /// Connections closed because their PROXY protocol header was invalid,
-  /// missing or late (never seen by `on_connect`).
+  /// Connections closed before their PROXY protocol header was accepted:
+  /// invalid, missing, late, or the listener stopped meanwhile (never seen
+  /// by `on_connect`; not counted in `handshake_failed`).
   uint64_t proxy_failed = 0;
 };
 
@@ -70,9 +71,9 @@ struct connection_event {
     /// A connection limit was reached: the connection was reset at once and
     /// got no actor; `id` is 0 and `reason` is `too_many_connections`.
     limited,
-    /// The PROXY protocol header was invalid, missing or late (`reason` is
-    /// `proxy_header_invalid` or `proxy_header_timeout`); the connection was
-    /// closed and never opened.
+    /// The connection closed before its PROXY protocol header was accepted
+    /// (`reason`: `proxy_header_invalid`, `proxy_header_timeout`, or why it
+    /// was closed meanwhile, e.g. `shutdown`); it never opened.
     proxy_failed,
   };
   kind_t kind = opened;
