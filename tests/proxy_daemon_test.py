@@ -194,6 +194,19 @@ backend be
             r"reason=proxy_header_timeout: .*within 200ms", IO_TIMEOUT),
             d.err.text())
 
+    def test_bad_settings_exit_2_naming_the_key(self):
+        for args, text in [
+                (["--proxy-protocol=v3"],
+                 "--proxy-protocol: 'v3' is not one of off, v1, v2, any"),
+                (["--proxy-protocol=v1", "--proxy-header-timeout=0s"],
+                 "echo.proxy-header-timeout: must be positive"),
+                (["--proxy-protocol=any", "--max-connections-per-ip=3"],
+                 "echo.max-connections-per-ip: cannot be combined with "
+                 "echo.proxy-protocol (any)")]:
+            code, _, err = self.run_daemon("--port", "0", *args)
+            self.assertEqual(code, 2, err)
+            self.assertIn(text, err)
+
     def test_tls_behind_haproxy(self):
         # HAProxy passes TLS through (mode tcp) after its header; the daemon
         # reads the header, then shakes hands.
