@@ -338,6 +338,12 @@ BOOST_AUTO_TEST_CASE(
   auto quiet = connect_blocking(l.port()); // sends nothing at all
   // Half a header: the connection now waits in the header phase.
   BOOST_TEST(::send(s.fd(), v2_sig.data(), 6, MSG_NOSIGNAL) == 6);
+  // Both accepted before the stop: one still in the backlog would be reset
+  // by the kernel instead, unseen by the listener.
+  auto deadline = steady::now() + 10s;
+  while (stats_of(probe, l).accepted < 2 && steady::now() < deadline)
+    continue;
+  BOOST_TEST_REQUIRE(stats_of(probe, l).accepted == 2u);
   probe->request(l.handle(), 10s, immediate_stop_atom::value)
       .receive([] {}, [](caf::error& err) { BOOST_FAIL(describe(err)); });
   auto res = read_to_end(s);
