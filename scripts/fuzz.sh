@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the frame codec fuzzers (tests/fuzz/fuzz_*.cpp) with clang's
+# Builds the frame codec and PROXY header fuzzers (tests/fuzz/fuzz_*.cpp) with clang's
 # libFuzzer, AddressSanitizer (with leak checks) and UBSan, and runs each for
 # a bounded time on a seed corpus this script writes. Prints per target the
 # inputs executed; exits non-zero on any crash, leak, timeout or broken
@@ -8,7 +8,8 @@
 # Environment: FUZZ_SECONDS (20 per target), FUZZ_DIR (build-fuzz),
 # FUZZ_CXX (clang++-14), FUZZ_RSS_MB (2048), FUZZ_JOBS (2, for compiling).
 # Only the codec sources are compiled (bytes, errors, framing, frame_codec)
-# plus CAF's headers and libcaf_core: no sockets, no Asio.
+# and the PROXY header parser, plus CAF's headers and libcaf_core: no
+# sockets, no Asio.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -17,8 +18,8 @@ FUZZ_DIR=${FUZZ_DIR:-build-fuzz}
 FUZZ_CXX=${FUZZ_CXX:-clang++-14}
 FUZZ_RSS_MB=${FUZZ_RSS_MB:-2048}
 FUZZ_JOBS=${FUZZ_JOBS:-2}
-TARGETS=(length_prefix delimiter exact)
-LIB_SOURCES=(bytes errors framing frame_codec)
+TARGETS=(length_prefix delimiter exact proxy_header)
+LIB_SOURCES=(bytes errors framing frame_codec proxy_header)
 
 t0=$SECONDS
 if ! command -v "$FUZZ_CXX" >/dev/null; then
@@ -34,7 +35,7 @@ mkdir -p "$FUZZ_DIR/obj" "$FUZZ_DIR/artifacts"
 
 # Every header of ours these files include; an edit rebuilds everything.
 headers=(libtcpactor/tcpactor/{bytes,errors,framing}.hpp
-  libtcpactor/src/frame_codec.hpp tests/fuzz/*.hpp)
+  libtcpactor/src/{frame_codec,proxy_header}.hpp tests/fuzz/*.hpp)
 # stale OUT SRC: OUT is missing or older than SRC or a header.
 stale() {
   local out=$1 dep
@@ -119,6 +120,14 @@ seed delimiter too_long '\x10\x00\x03\x00\x02\nab\nabcdefgh\n'
 seed exact four '\x00\x00\x03\x00\x01abcdefghij'
 seed exact bytewise '\x01\x00\x02\x00\x05abcdefgh'
 seed exact pieces '\x06\x00\x00\x00\x07abcdefghijklmnopq'
+# proxy_header: flags (versions, cuts), then the stream.
+seed proxy_header v1_tcp4 '\x01PROXY TCP4 192.0.2.1 198.51.100.7 51000 443\r\nGET /'
+seed proxy_header v1_tcp6_bytewise '\x05PROXY TCP6 2001:db8::1 ::ffff:1.2.3.4 1 65535\r\n'
+seed proxy_header v1_unknown '\x0bPROXY UNKNOWN ffff::1 ::2 1 2\r\nrest'
+seed proxy_header v2_inet '\x02\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c\xc0\x00\x02\x01\xc6\x33\x64\x07\xc7\x38\x01\xbbdata'
+seed proxy_header v2_inet6_tlv '\x0e\r\n\r\n\x00\r\nQUIT\n\x21\x21\x00\x29\x20\x01\x0d\xb8\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x20\x01\x0d\xb8\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\xc7\x38\x01\xbb\x01\x00\x02h2'
+seed proxy_header v2_local '\x03\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00x'
+seed proxy_header v2_unix '\x02\r\n\r\n\x00\r\nQUIT\n\x21\x31\x00\xd8'
 
 total=0
 for t in "${TARGETS[@]}"; do

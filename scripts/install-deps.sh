@@ -18,6 +18,7 @@ if [[ ${1:-} == --test ]]; then
     erlang-base                 # a {packet,4} peer for framing tests
     pkg-config                  # the install test builds a consumer with it
     socat                       # a Unix-domain socket peer (unix_daemon_test)
+    haproxy                     # a real PROXY protocol sender (proxy_daemon_test)
   )
 fi
 

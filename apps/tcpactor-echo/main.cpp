@@ -228,6 +228,11 @@ int run(const tcpactor_echo::options& opts, const sigset_t& signals) {
   if (auto& framing = opts.listener.connection.framing;
       framing.type != tcpactor::framing_config::codec::raw)
     info("framing " + framing.to_string() + " (one echo per whole frame)");
+  if (opts.listener.proxy_protocol != tcpactor::proxy_protocol::off)
+    info("PROXY protocol " + tcpactor::to_string(opts.listener.proxy_protocol) +
+         " header expected on every connection (at most " +
+         std::to_string(opts.listener.proxy_header_timeout.count()) +
+         "ms); peers are the addresses it names");
   info("file descriptor limit " + std::to_string(fd_limit));
   auto sig = wait_for_stop_signal(signals, sys, *lst, opts);
   info(std::string{sig == SIGINT ? "SIGINT" : "SIGTERM"} +

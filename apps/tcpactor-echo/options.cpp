@@ -926,6 +926,30 @@ const std::vector<option_spec>& specs() {
                          static_cast<unsigned>(o.listener.unix_mode));
            return std::string{buf};
          }});
+    {
+      auto proxy = choice_option(
+          "echo", "proxy-protocol",
+          "Expect a PROXY protocol header (HAProxy's send-proxy or "
+          "send-proxy-v2) before anything else, TLS included: off, v1, v2 "
+          "or any. The log and each connection then name the client the "
+          "header names. Only for a port nothing but the proxy can reach.",
+          {"off", "v1", "v2", "any"},
+          [](options& o, const std::string& x) {
+            tcpactor::from_string(x, o.listener.proxy_protocol);
+          },
+          [](options& o) {
+            return "\"" + tcpactor::to_string(o.listener.proxy_protocol) + "\"";
+          });
+      proxy.alias = "proxy-protocol";
+      xs.push_back(std::move(proxy));
+    }
+    xs.push_back(duration_option(
+        "echo", "proxy-header-timeout", "proxy-header-timeout",
+        "Close a connection whose PROXY header is not complete this long "
+        "after accept (proxy_header_timeout).",
+        [](options& o) -> std::chrono::milliseconds& {
+          return o.listener.proxy_header_timeout;
+        }));
     auto timeout =
         [&xs,
          conn](const char* key, const char* help,

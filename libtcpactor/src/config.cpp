@@ -94,6 +94,30 @@ caf::error connection_config::validate(const std::string& prefix) const {
   return caf::none;
 }
 
+std::string to_string(proxy_protocol x) {
+  switch (x) {
+    case proxy_protocol::off:
+      return "off";
+    case proxy_protocol::v1:
+      return "v1";
+    case proxy_protocol::v2:
+      return "v2";
+    case proxy_protocol::any:
+      return "any";
+  }
+  return "proxy_protocol(" + std::to_string(static_cast<int>(x)) + ")";
+}
+
+bool from_string(std::string_view str, proxy_protocol& out) {
+  for (auto x : {proxy_protocol::off, proxy_protocol::v1, proxy_protocol::v2,
+                 proxy_protocol::any})
+    if (str == to_string(x)) {
+      out = x;
+      return true;
+    }
+  return false;
+}
+
 caf::error listener_config::validate() const {
   if (host.empty())
     return bad("listener.host", "must not be empty");
@@ -117,6 +141,19 @@ caf::error listener_config::validate() const {
     return bad("listener.max_connections_per_ip",
                "must not exceed max_connections (" +
                    std::to_string(max_connections) + ")");
+  if (proxy_protocol > tcpactor::proxy_protocol::any)
+    return bad("listener.proxy_protocol", "must be off, v1, v2 or any");
+  if (proxy_protocol != tcpactor::proxy_protocol::off) {
+    if (proxy_header_timeout.count() <= 0)
+      return bad("listener.proxy_header_timeout", "must be positive");
+    if (max_connections_per_ip != 0)
+      // Admission happens at accept, before the header names the client:
+      // the count would be the proxy's, a limit on all traffic through it.
+      return bad("listener.max_connections_per_ip",
+                 "cannot be combined with proxy_protocol (" +
+                     to_string(proxy_protocol) +
+                     "): every connection comes from the proxy's address");
+  }
   if (auto err = tls.validate("listener.tls"))
     return err;
   if (tls.enabled && tls.cert_file.empty() && tls.pkcs12_file.empty())

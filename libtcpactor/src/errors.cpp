@@ -68,6 +68,10 @@ std::string to_string(errc x) {
       return "frame_invalid";
     case errc::backend_down:
       return "backend_down";
+    case errc::proxy_header_invalid:
+      return "proxy_header_invalid";
+    case errc::proxy_header_timeout:
+      return "proxy_header_timeout";
   }
   return "errc(" + std::to_string(static_cast<int>(x)) + ")";
 }

@@ -121,6 +121,8 @@ std::string to_string(connection_event::kind_t x) {
       return "handshake_failed";
     case connection_event::limited:
       return "limited";
+    case connection_event::proxy_failed:
+      return "proxy_failed";
   }
   return "unknown";
 }
@@ -398,6 +400,7 @@ public:
     x.handshake_failed = handshake_failed_;
     x.over_limit = over_limit_;
     x.no_descriptors = no_descriptors_;
+    x.proxy_failed = proxy_failed_;
     return x;
   }
 
@@ -603,16 +606,35 @@ private:
     auto tr = socket_manager::make(*rt_, target, conn_cfg_, tag,
                                    std::move(sock), remote);
     auto t = socket_manager::from(tr);
+    auto proxied = cfg_.proxy_protocol != proxy_protocol::off;
     {
       std::lock_guard<std::mutex> guard{mtx_};
       ++accepted_;
-      if (tls_)
+      if (tls_ || proxied)
         handshaking_.insert(t->conn_id());
     }
+    if (proxied) {
+      // The header comes first, before TLS (HAProxy sends it in the clear);
+      // no actor exists until it is accepted.
+      t->read_proxy_header(cfg_.proxy_protocol, cfg_.proxy_header_timeout,
+                           [weak, tr]() mutable {
+                             if (auto core = weak.lock())
+                               core->secure(std::move(tr));
+                           });
+      return;
+    }
+    secure(std::move(tr));
+  }
+
+  /// TLS handshake if TLS is on, then the hand-over. On the connection's
+  /// loop once a PROXY header was read, else on the accepting loop.
+  void secure(caf::strong_actor_ptr tr) {
     if (!tls_) {
       hand_over(std::move(tr));
       return;
     }
+    std::weak_ptr<listener_core> weak = shared_from_this();
+    auto t = socket_manager::from(tr);
     // The user's handler sees only connections whose handshake succeeded.
     auto ctx = tls_->get();
     t->use_tls(ctx, ctx->new_server(), cfg_.tls.handshake_timeout);
@@ -719,6 +741,7 @@ private:
 
   void on_closed(socket_manager& t, const caf::error& reason) {
     bool secured;
+    bool proxy_bad = false;
     bool drained = false;
     std::vector<std::function<void()>> all_closed;
     {
@@ -728,7 +751,13 @@ private:
       if (open_ == 0)
         all_closed.swap(all_closed_);
       secured = handshaking_.erase(t.conn_id()) == 0;
-      if (!secured)
+      // Closed before its PROXY header was accepted (TLS comes after it):
+      // a bad or late header, or a stop meanwhile.
+      proxy_bad = !secured && cfg_.proxy_protocol != proxy_protocol::off &&
+                  !t.uses_tls();
+      if (proxy_bad)
+        ++proxy_failed_;
+      else if (!secured)
         ++handshake_failed_;
     }
     if (drained)
@@ -737,8 +766,11 @@ private:
     for (auto& f : all_closed)
       f();
     if (!secured) {
-      // Never opened for the user: one event with OpenSSL's reason.
-      emit(connection_event::handshake_failed, t.conn_id(), t.peer(), reason);
+      // Never opened for the user: one event with the PROXY header's or
+      // OpenSSL's reason.
+      emit(proxy_bad ? connection_event::proxy_failed
+                     : connection_event::handshake_failed,
+           t.conn_id(), t.peer(), reason);
       return;
     }
     auto k = kind(reason);
@@ -784,6 +816,7 @@ private:
   uint64_t rejected_ = 0;
   uint64_t failed_ = 0;
   uint64_t handshake_failed_ = 0;
+  uint64_t proxy_failed_ = 0;
   std::function<void(uint64_t)> drain_done_;        // set while draining
   std::vector<std::function<void()>> all_closed_;   // stops and drains
   std::shared_ptr<asio::steady_timer> drain_timer_; // listener loop only

@@ -6,6 +6,7 @@
 #include "socket_manager.hpp"
 
 #include "framing_layer.hpp"
+#include "proxy_reader.hpp"
 #include "socket_options.hpp"
 #include "tls_transport.hpp"
 #include "unix_socket.hpp"
@@ -400,6 +401,23 @@ void socket_manager::start(caf::strong_actor_ptr target) {
   });
 }
 
+void socket_manager::read_proxy_header(proxy_protocol which,
+                                       std::chrono::milliseconds timeout,
+                                       std::function<void()> done) {
+  post([this, which, timeout, done{std::move(done)}]() mutable {
+    if (state_ != state::open)
+      return;
+    proxy_reader::start(*this, which, timeout, std::move(done));
+  });
+}
+
+bytes socket_manager::take_early_input() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (!rare_)
+    return {};
+  return std::exchange(rare_->early_input, bytes{});
+}
+
 void socket_manager::handshake(std::function<void()> done) {
   post([this, done{std::move(done)}]() mutable {
     if (state_ != state::open || !tls_)
@@ -590,6 +608,15 @@ void socket_manager::target_down(const caf::error& reason) {
 void socket_manager::begin_reading() {
   stream_.reading_ = true;
   watch_deadlines();
+  // What came behind a PROXY header is the stream's first chunk (under TLS
+  // the handshake took it already).
+  if (auto early = take_early_input(); !early.empty()) {
+    stream_.any_read_ = true;
+    stream_.last_read_ = timeouts::now();
+    auto held = early.size();
+    if (top().consume(std::move(early), held) || !stream_.reading_)
+      return; // paused (resumed by whoever drains), or the layer gave up
+  }
   lower().read_some();
 }
 
@@ -863,7 +890,9 @@ void socket_manager::on_deadline(timeouts::clock::time_point now) {
 void socket_manager::begin_close(caf::error reason) {
   if (state_ == state::closing || state_ == state::closed)
     return;
-  if (state_ == state::connecting) {
+  if (state_ == state::connecting || state_ == state::handshaking) {
+    // Never opened for anyone (a runtime shutdown during a PROXY header or
+    // TLS handshake): nothing of the user's to flush.
     finish(std::move(reason));
     return;
   }

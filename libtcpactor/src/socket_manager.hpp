@@ -123,6 +123,8 @@ public:
   /// before that (a client) the host and port it was asked to reach.
   std::string peer() const;
   const connection_config& config() const noexcept { return *cfg_; }
+  /// True once TLS was set up (`use_tls`), handshake done or not.
+  bool uses_tls() const noexcept { return tls_ != nullptr; }
   /// What the TLS handshake agreed on; empty for plain TCP. Fixed before
   /// the target sees the connection.
   const tls_info& tls() const noexcept;
@@ -149,6 +151,13 @@ public:
   /// Server side of TLS: runs the handshake, then `done` on the loop. A
   /// failed handshake finishes the connection with the reason instead.
   void handshake(std::function<void()> done);
+
+  /// Server side of the PROXY protocol (proxy_reader.hpp): reads the header
+  /// within `timeout` and takes its addresses, then runs `done` on the loop.
+  /// A bad, missing or late header finishes the connection instead.
+  void read_proxy_header(proxy_protocol which,
+                         std::chrono::milliseconds timeout,
+                         std::function<void()> done);
 
   /// Resolves and connects, within `cfg.connect_timeout`.
   void connect(const client_config& cfg);
@@ -207,6 +216,7 @@ private:
   friend class tls_transport;
   friend class actor_bridge;
   friend class framing_layer;
+  friend class proxy_reader;
   friend class runtime::impl; // the registry links
   struct ack;
 
@@ -298,8 +308,13 @@ private:
     uint64_t written_total = 0;
     std::function<void()> on_drain; // the connection actor's thread only
     caf::attachable_ptr attached;   // monitors, told in finish()
+    // Bytes read behind a PROXY header, for the TLS handshake or the first
+    // chunk; the loop's only.
+    bytes early_input;
   };
 
+  /// Loop: takes the bytes read behind a PROXY header, if any.
+  bytes take_early_input();
   /// The rare block, made if missing. Requires `mtx_`.
   rare& rare_locked();
   /// Moves the acks of fully written data to `done`. Requires `mtx_`.

@@ -182,8 +182,18 @@ void tls_transport::begin_handshake(std::function<void()> done) {
                                std::to_string(limit.count()) + "ms"));
   });
   if (SSL_is_server(ssl_)) {
-    // Nothing to say before the client's hello.
-    arm_handshake_read();
+    // Nothing to say before the client's hello, which may have come behind
+    // a PROXY header already.
+    auto early = mgr_.take_early_input();
+    if (early.empty()) {
+      arm_handshake_read();
+      return;
+    }
+    std::vector<char> in(early.data(), early.data() + early.size());
+    asio::post(mgr_.lc_->rt->crypto(),
+               [this, self = mgr_.self_ptr(), in{std::move(in)}]() mutable {
+                 handshake_step(std::move(in));
+               });
     return;
   }
   asio::post(mgr_.lc_->rt->crypto(),

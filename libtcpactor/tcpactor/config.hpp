@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include <caf/error.hpp>
 
@@ -113,6 +114,25 @@ struct connection_config {
   caf::error validate(const std::string& prefix = "connection") const;
 };
 
+/// Which PROXY protocol header (HAProxy's; v1 text, v2 binary) a listener
+/// expects at the start of every connection, before any TLS.
+enum class proxy_protocol : uint8_t {
+  /// None: the socket's addresses are the peer's.
+  off,
+  /// Only v1 (`PROXY TCP4 ...\r\n`).
+  v1,
+  /// Only v2 (binary).
+  v2,
+  /// Either, told apart by the first byte.
+  any,
+};
+
+/// "off", "v1", "v2" or "any".
+std::string to_string(proxy_protocol x);
+
+/// Parses "off", "v1", "v2" or "any"; false for anything else.
+bool from_string(std::string_view str, proxy_protocol& out);
+
 /// Settings of a listener.
 struct listener_config {
   /// Address to bind: an IPv4 or IPv6 literal or a host name.
@@ -157,6 +177,17 @@ struct listener_config {
   /// connections to the I/O threads in turn. SO_REUSEPORT lets any other
   /// socket of the same user bind the port too while it is open.
   bool reuse_port = false;
+  /// Expect a PROXY protocol header (from HAProxy, nginx, a cloud load
+  /// balancer) at the start of every connection: the connection's remote
+  /// and local address are then the ones the header names (v1 `UNKNOWN`
+  /// and v2 `LOCAL` keep the socket's). A connection without a valid header
+  /// is closed with `proxy_header_invalid` before any TLS handshake or actor.
+  /// Only for listeners that nothing but the proxy can reach: a header is
+  /// believed as sent. Off by default.
+  tcpactor::proxy_protocol proxy_protocol = tcpactor::proxy_protocol::off;
+  /// A header not complete this long after accept closes the connection
+  /// (`proxy_header_timeout`).
+  std::chrono::milliseconds proxy_header_timeout{5'000};
   /// Per-connection limits.
   connection_config connection;
   /// TLS; off unless `tls.enabled`.

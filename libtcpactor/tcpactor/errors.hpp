@@ -80,6 +80,13 @@ enum class errc : uint8_t {
   /// or it did not answer within the request timeout; or no back end is up
   /// for a new connection. The context names the back end.
   backend_down,
+  /// A listener expecting a PROXY protocol header got a malformed one, or
+  /// none (other bytes, or the peer closed first); the context names the
+  /// peer and the cause.
+  proxy_header_invalid,
+  /// No complete PROXY protocol header arrived within
+  /// `listener_config::proxy_header_timeout`.
+  proxy_header_timeout,
 };
 
 /// Category atom of every `caf::error` that carries an `errc`.

@@ -40,13 +40,17 @@ struct listener_stats {
   /// descriptors (EMFILE/ENFILE); a reserved descriptor makes room to accept
   /// and close them, so they do not hang in the backlog.
   uint64_t no_descriptors = 0;
+  /// Connections closed before their PROXY protocol header was accepted:
+  /// invalid, missing, late, or the listener stopped meanwhile (never seen
+  /// by `on_connect`; not counted in `handshake_failed`).
+  uint64_t proxy_failed = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, listener_stats& x) {
   return f(caf::meta::type_name("tcpactor::listener_stats"), x.port,
            x.accepting, x.open, x.accepted, x.rejected, x.failed,
-           x.handshake_failed, x.over_limit, x.no_descriptors);
+           x.handshake_failed, x.over_limit, x.no_descriptors, x.proxy_failed);
 }
 
 /// What happened to one connection, sent to a listener's observer.
@@ -67,6 +71,10 @@ struct connection_event {
     /// A connection limit was reached: the connection was reset at once and
     /// got no actor; `id` is 0 and `reason` is `too_many_connections`.
     limited,
+    /// The connection closed before its PROXY protocol header was accepted
+    /// (`reason`: `proxy_header_invalid`, `proxy_header_timeout`, or why it
+    /// was closed meanwhile, e.g. `shutdown`); it never opened.
+    proxy_failed,
   };
   kind_t kind = opened;
   connection_id id = 0;
