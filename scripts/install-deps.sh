@@ -17,6 +17,7 @@ if [[ ${1:-} == --test ]]; then
     clang-14 libclang-rt-14-dev # libFuzzer (scripts/fuzz.sh)
     erlang-base                 # a {packet,4} peer for framing tests
     pkg-config                  # the install test builds a consumer with it
+    curl prometheus             # scrape the metrics endpoint, promtool checks it
   )
 fi
 

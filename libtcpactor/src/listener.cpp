@@ -29,6 +29,7 @@
 #include "socket_options.hpp"
 #include "tcpactor/errors.hpp"
 #include "tcpactor/log.hpp"
+#include "tcpactor/metrics.hpp"
 #include "tls_context.hpp"
 
 namespace tcpactor {
@@ -41,6 +42,10 @@ using drained_atom = caf::atom_constant<caf::atom("tcpa_ldrnd")>;
 // Pause before accepting again after an error such as EMFILE, so a full fd
 // table cannot turn the accept loop into a busy loop.
 constexpr auto accept_backoff = std::chrono::milliseconds{100};
+
+// Per-connection lines (opened, closed, ...). See README, Logs, for the
+// measurement behind the level.
+constexpr auto connection_log_level = log::level::info;
 
 void info(const std::string& msg) {
   if (log::enabled(log::level::info))
@@ -415,12 +420,25 @@ public:
 
   void emit(connection_event::kind_t kind, connection_id id,
             const std::string& peer, const caf::error& reason) {
-    if (log::enabled(log::level::info)) {
-      auto line = "connection " + std::to_string(id) + " " + to_string(kind) +
-                  " peer=" + peer;
-      if (reason)
+    if (log::enabled(connection_log_level)) {
+      auto what = to_string(kind);
+      auto line =
+          "connection " + std::to_string(id) + " " + what + " peer=" + peer;
+      std::string why;
+      if (reason) {
         line += " reason=" + describe(reason);
-      info(line);
+        why = is_tcpactor_error(reason) ? to_string(tcpactor::kind(reason))
+                                        : std::string{"other"};
+      }
+      auto event = "connection_" + what;
+      log::record r;
+      r.severity = connection_log_level;
+      r.event = event;
+      r.message = line;
+      r.conn_id = id;
+      r.peer = peer;
+      r.reason = why;
+      log::write(r);
     }
     if (observer_)
       caf::anon_send(observer_, connection_event{kind, id, peer, reason});
@@ -487,6 +505,7 @@ private:
           std::lock_guard<std::mutex> guard{mtx_};
           ++no_descriptors_;
         }
+        metrics_registry::add(rt_->metrics.local().no_descriptors, 1);
         reset_close(fd);
         ++shed;
       }
@@ -546,6 +565,8 @@ private:
         first = limit_burst_.add(1);
       }
     }
+    if (limit != 0)
+      metrics_registry::add(rt_->metrics.local().over_limit, 1);
     if (refused)
       warn("port " + std::to_string(port_) + ": " + std::to_string(*refused) +
            " connections refused over the connection limit");
@@ -596,6 +617,7 @@ private:
     auto tr = socket_manager::make(*rt_, target, conn_cfg_, tag,
                                    std::move(sock), remote);
     auto t = socket_manager::from(tr);
+    metrics_registry::add(rt_->metrics.local().accepted, 1);
     {
       std::lock_guard<std::mutex> guard{mtx_};
       ++accepted_;
@@ -661,6 +683,26 @@ private:
                                           std::to_string(left) +
                                           " connection(s)");
     when_all_closed([done = std::move(done), left] { done(left); });
+  }
+
+  void certificates(std::vector<certificate_expiry>& out) const override {
+    if (!tls_)
+      return;
+    std::string where;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (!acceptor_)
+        return; // not serving: nothing that could expire on anyone
+      // Brackets keep an IPv6 literal apart from its port.
+      where = cfg_.host.find(':') != std::string::npos
+                  ? "[" + cfg_.host + "]:" + std::to_string(port_)
+                  : cfg_.host + ":" + std::to_string(port_);
+    }
+    auto now =
+        std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+    for (auto& c : tls_->get()->certificates())
+      out.push_back(certificate_expiry{
+          where, c.file, c.sni, c.not_after - static_cast<int64_t>(now)});
   }
 
   /// A connection's transport closed: frees its slot of the limits.
