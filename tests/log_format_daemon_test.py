@@ -70,9 +70,9 @@ def parse_logfmt(line):
 class LogFormatDaemonTest(DaemonTestCase):
 
     def run_traffic(self, fmt, *args):
-        """Starts a daemon at level info in `fmt`, runs one echo connection
+        """Starts a daemon at level debug in `fmt`, runs one echo connection
         and stops it; returns (stderr lines, client's "host:port")."""
-        conf = self.write_conf('[echo]\nlog-level="info"\n')
+        conf = self.write_conf('[echo]\nlog-level="debug"\n')
         d, port = self.start("--log-format=" + fmt, *args, conf=conf)
         with socket.create_connection(("127.0.0.1", port),
                                       timeout=IO_TIMEOUT) as s:
@@ -147,7 +147,7 @@ class LogFormatDaemonTest(DaemonTestCase):
                         lines)
 
     def test_a_close_reason_is_a_field(self):
-        conf = self.write_conf('[echo]\nlog-level="info"\n')
+        conf = self.write_conf('[echo]\nlog-level="debug"\n')
         d, port = self.start("--log-format=json", "--idle-timeout=100ms",
                              conf=conf)
         with socket.create_connection(("127.0.0.1", port),

@@ -292,8 +292,8 @@ option_spec log_level_option() {
   using tcpactor::log::level;
   return {"echo", "log-level", "log-level",
           "<trace|debug|info|warning|error|quiet>",
-          "Lowest severity written to stderr. At info, every connection's "
-          "open and close is logged.",
+          "Lowest severity written to stderr. At debug, every connection's "
+          "open and close is logged; at info, failed TLS handshakes.",
           // Quotes are optional: CAF users write levels as atoms ('info').
           [](options& o, const raw_value& v) -> std::string {
             if (!tcpactor::log::from_string(v.text, o.log_level))
