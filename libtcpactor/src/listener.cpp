@@ -58,14 +58,23 @@ log::level connection_log_level(connection_event::kind_t kind) {
   }
 }
 
-void info(const std::string& msg) {
-  if (log::enabled(log::level::info))
-    log::write(log::level::info, msg);
+// `event` names the line for structured formats (log.hpp).
+void say(log::level lvl, std::string_view event, const std::string& msg) {
+  if (!log::enabled(lvl))
+    return;
+  log::record r;
+  r.severity = lvl;
+  r.event = event;
+  r.message = msg;
+  log::write(r);
 }
 
-void warn(const std::string& msg) {
-  if (log::enabled(log::level::warning))
-    log::write(log::level::warning, msg);
+void info(std::string_view event, const std::string& msg) {
+  say(log::level::info, event, msg);
+}
+
+void warn(std::string_view event, const std::string& msg) {
+  say(log::level::warning, event, msg);
 }
 
 // -- connection limits and fd exhaustion -------------------------------------
@@ -252,10 +261,11 @@ public:
       asio::post(*loop, [core = shared_from_this(), a = extra, l = loop] {
         core->accept(a, l);
       });
-    info("listening on " + to_string(tcp::endpoint{addr, port_}) +
-         (cfg_.reuse_port
-              ? " (" + std::to_string(extras.size() + 1) + " acceptors)"
-              : ""));
+    info("listening",
+         "listening on " + to_string(tcp::endpoint{addr, port_}) +
+             (cfg_.reuse_port
+                  ? " (" + std::to_string(extras.size() + 1) + " acceptors)"
+                  : ""));
     return port_;
   }
 
@@ -425,7 +435,7 @@ public:
                  "TLS reload failed, keeping the old certificates: " +
                      describe(err));
     else
-      info("TLS certificates reloaded");
+      info("tls_reloaded", "TLS certificates reloaded");
     return err;
   }
 
@@ -524,9 +534,10 @@ private:
       reserve_fd_ = open_reserve();
     }
     if (fd_burst_.add(shed))
-      warn("accept on port " + std::to_string(port_) +
-           " failed: " + ec.message() +
-           "; resetting new connections until descriptors free up");
+      warn("out_of_descriptors",
+           "accept on port " + std::to_string(port_) +
+               " failed: " + ec.message() +
+               "; resetting new connections until descriptors free up");
   }
 
   // An accept worked: descriptors are back. Loop only.
@@ -538,10 +549,12 @@ private:
     // accept() claims a descriptor before it looks at the backlog, so a
     // burst may have refused nobody.
     if (shed && *shed > 0)
-      warn("port " + std::to_string(port_) + ": " + std::to_string(*shed) +
-           " connections refused for lack of file descriptors");
+      warn("refused_no_descriptors",
+           "port " + std::to_string(port_) + ": " + std::to_string(*shed) +
+               " connections refused for lack of file descriptors");
     else if (shed)
-      info("port " + std::to_string(port_) + ": file descriptors available");
+      info("descriptors_available",
+           "port " + std::to_string(port_) + ": file descriptors available");
   }
 
   /// Counts a new connection against the limits, or resets it, counts and
@@ -580,8 +593,9 @@ private:
     if (limit != 0)
       metrics_registry::add(rt_->metrics.local().over_limit, 1);
     if (refused)
-      warn("port " + std::to_string(port_) + ": " + std::to_string(*refused) +
-           " connections refused over the connection limit");
+      warn("refused_over_limit",
+           "port " + std::to_string(port_) + ": " + std::to_string(*refused) +
+               " connections refused over the connection limit");
     if (limit == 0)
       return true;
     error_code ec;
@@ -592,8 +606,9 @@ private:
     auto what = "listener limit " + std::to_string(limit) +
                 (per_ip ? " per source address reached" : " reached");
     if (first)
-      warn("port " + std::to_string(port_) + ": " + what + " (" + peer +
-           "); resetting new connections until connections close");
+      warn("connection_limit_reached",
+           "port " + std::to_string(port_) + ": " + what + " (" + peer +
+               "); resetting new connections until connections close");
     // Not emit(): that logs every event, and a flood must not flood the log.
     if (observer_)
       caf::anon_send(observer_,
