@@ -327,7 +327,7 @@ option_spec metrics_option() {
           "metrics",
           "<host:port>",
           "Serve the runtime's metrics in Prometheus text format at "
-          "http://HOST:PORT/metrics (HTTP/1.1, GET only); \"\" (the default) "
+          "http://HOST:PORT/metrics (HTTP/1.1 GET or HEAD); \"\" (the default) "
           "serves none. Port 0 lets the kernel pick; the daemon prints "
           "\"metrics on HOST:PORT\" on stdout.",
           [](options& o, const raw_value& v) -> std::string {
