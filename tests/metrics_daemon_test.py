@@ -116,8 +116,9 @@ class MetricsDaemonTest(DaemonTestCase):
         s = self.scrape_until(
             mport,
             lambda s: s[(closed, '{reason="clean"}')] == 3 and
-            s[(closed, '{reason="connection_reset"}')] == 1,
-            "3 clean closes and 1 reset")
+            s[(closed, '{reason="connection_reset"}')] == 1 and
+            s[("tcpactor_sent_bytes_total", "")] == total,
+            "3 clean closes, 1 reset, every byte sent")
         self.assertEqual(s[("tcpactor_connections_accepted_total", "")], 6)
         self.assertEqual(s[("tcpactor_connections_open", "")], 2)
         self.assertEqual(s[("tcpactor_connections_refused_total",
