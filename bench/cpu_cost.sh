@@ -57,7 +57,8 @@ run() {
   local port="" i
   for ((i = 0; i < 100; i++)); do
     sleep 0.05
-    port=$(sed -n 's/.*listening on [^ ]*:\([0-9]*\).*/\1/p' "$TMP/server.out")
+    # The first match: at log level info the log says it again.
+    port=$(sed -n 's/.*listening on [^ ]*:\([0-9]*\).*/\1/p' "$TMP/server.out" | head -n1)
     [[ -z $port ]] || break
   done
   local c0 load line

@@ -19,6 +19,7 @@ if [[ ${1:-} == --test ]]; then
     pkg-config                  # the install test builds a consumer with it
     socat                       # a Unix-domain socket peer (unix_daemon_test)
     haproxy                     # a real PROXY protocol sender (proxy_daemon_test)
+    curl prometheus             # scrape the metrics endpoint, promtool checks it
   )
 fi
 

@@ -218,7 +218,7 @@ class EchoDaemonTest(DaemonTestCase):
         self.assertEqual(proc.wait(EXIT_TIMEOUT), 0)
 
     def test_sighup_is_logged_and_ignored(self):
-        conf = self.write_conf('[echo]\nlog-level="info"\n')
+        conf = self.write_conf('[echo]\nlog-level="debug"\n')
         proc, port = self.start(conf=conf)
         proc.send_signal(signal.SIGHUP)
         # Still serving after the SIGHUP: the echo proves the daemon lives,

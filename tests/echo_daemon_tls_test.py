@@ -97,13 +97,14 @@ class EchoDaemonTlsTest(DaemonTestCase):
         return os.path.join(self.certs.name, name)
 
     def tls_conf(self, **tls):
-        """A config file with TLS on (server.pem unless overridden), info
-        logging (the tests wait for log lines) and extra [tls] keys, given as
-        Python names: verify_client="require" -> verify-client="require"."""
+        """A config file with TLS on (server.pem unless overridden), debug
+        logging (the tests wait for log lines, a connection's close among
+        them) and extra [tls] keys, given as Python names:
+        verify_client="require" -> verify-client="require"."""
         keys = {"cert_file": self.cert("server.pem"),
                 "key_file": self.cert("server.key")}
         keys.update(tls)
-        lines = ['[echo]', 'log-level="info"', '[tls]']
+        lines = ['[echo]', 'log-level="debug"', '[tls]']
         for key, value in keys.items():
             values = value if isinstance(value, list) else [value]
             for v in values:

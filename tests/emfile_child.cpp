@@ -7,7 +7,8 @@
 //
 // stdout: "listening on 127.0.0.1:<port> fds=<open> limit=<soft limit>", then
 // one line per command read from stdin:
-//   stats -> "stats accepted=N open=N no_descriptors=N over_limit=N"
+//   stats -> "stats accepted=N open=N no_descriptors=N over_limit=N
+//             metrics_no_descriptors=N metrics_accepted=N"
 //   quit (or EOF) -> exits 0 after closing every connection.
 
 #include <sys/resource.h>
@@ -80,11 +81,17 @@ int main(int argc, char** argv) {
     self->request(l->handle(), std::chrono::seconds{10},
                   tcpactor::stats_atom::value)
         .receive(
-            [](const tcpactor::listener_stats& st) {
+            [&rt](const tcpactor::listener_stats& st) {
+              // The runtime's metrics beside the listener's own counters.
+              auto m = rt->metrics();
               std::cout << "stats accepted=" << st.accepted
                         << " open=" << st.open
                         << " no_descriptors=" << st.no_descriptors
-                        << " over_limit=" << st.over_limit << std::endl;
+                        << " over_limit=" << st.over_limit
+                        << " metrics_no_descriptors="
+                        << m.refused_no_descriptors
+                        << " metrics_accepted=" << m.connections_accepted
+                        << std::endl;
             },
             [](const caf::error& err) {
               std::cout << "stats failed: " << tcpactor::describe(err)

@@ -31,7 +31,8 @@ EMFILE_PHASE = 1.0
 
 LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+) fds=(\d+) limit=(\d+)")
 STATS = re.compile(r"stats accepted=(\d+) open=(\d+) no_descriptors=(\d+) "
-                   r"over_limit=(\d+)")
+                   r"over_limit=(\d+) metrics_no_descriptors=(\d+) "
+                   r"metrics_accepted=(\d+)")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -106,7 +107,8 @@ class EmfileTest(unittest.TestCase):
         line = self.read_line(10.0)
         m = STATS.search(line or "")
         self.assertIsNotNone(m, "no stats reply: %r" % line)
-        return dict(zip(["accepted", "open", "no_descriptors", "over_limit"],
+        return dict(zip(["accepted", "open", "no_descriptors", "over_limit",
+                         "metrics_no_descriptors", "metrics_accepted"],
                         map(int, m.groups())))
 
     def connect(self):
@@ -174,6 +176,9 @@ class EmfileTest(unittest.TestCase):
         self.assertEqual(st["accepted"], len(held))
         self.assertEqual(st["open"], len(held))
         self.assertGreaterEqual(st["no_descriptors"], len(latencies) + 1)
+        # runtime::metrics() counts the same refusals and accepts.
+        self.assertEqual(st["metrics_no_descriptors"], st["no_descriptors"])
+        self.assertEqual(st["metrics_accepted"], st["accepted"])
 
         # Recovery: once the held connections close, new ones are served.
         for s in held:

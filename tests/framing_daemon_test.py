@@ -74,9 +74,9 @@ class FramingDaemonTest(DaemonTestCase):
     # -- helpers -------------------------------------------------------------
 
     def start_framed(self, spec, *args):
-        """A daemon with --framing=`spec` logging at info (connection closes
+        """A daemon with --framing=`spec` logging at debug (connection closes
         and their reasons); returns (daemon, port)."""
-        conf = self.write_conf('[echo]\nlog-level="info"\n')
+        conf = self.write_conf('[echo]\nlog-level="debug"\n')
         return self.start("--framing=" + spec, *args, conf=conf)
 
     def assert_nothing_arrives(self, sock, what):

@@ -68,7 +68,7 @@ def read_until_closed(sock, timeout=IO_TIMEOUT):
 class ProxyDaemonTest(DaemonTestCase):
 
     def start_echo(self, mode, *args):
-        return self.start("--proxy-protocol=" + mode, "--log-level=info",
+        return self.start("--proxy-protocol=" + mode, "--log-level=debug",
                           *args)
 
     def start_haproxy(self, backend_port, send):

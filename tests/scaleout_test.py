@@ -142,7 +142,7 @@ class ScaleoutTest(DaemonTestCase):
 
     def front(self, *workers, extra=(), tls=None):
         nodes = ",".join("127.0.0.1:%d" % w.port for w in workers)
-        conf = self.write_conf('[echo]\nlog-level="info"\n', "front.conf")
+        conf = self.write_conf('[echo]\nlog-level="debug"\n', "front.conf")
         args = ["--backend=" + nodes, "--backend.request-timeout=10s",
                 "--backend.max-backoff=200ms", *extra]
         if tls:

@@ -20,6 +20,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
 
+#include "metrics_endpoint.hpp"
 #include "options.hpp"
 #include "tcpactor/backend_pool.hpp"
 #include "tcpactor/connection.hpp"
@@ -225,6 +226,22 @@ int run(const tcpactor_echo::options& opts, const sigset_t& signals) {
   std::printf("listening on %s%s\n", where.c_str(),
               opts.listener.tls.enabled ? " (TLS)" : "");
   std::fflush(stdout);
+  // Declared after `rt`, so it stops before the runtime it reads.
+  std::unique_ptr<tcpactor_echo::metrics_endpoint> metrics;
+  if (!opts.metrics_host.empty()) {
+    auto ep = tcpactor_echo::metrics_endpoint::start(
+        sys, *rt, opts.metrics_host, opts.metrics_port);
+    if (!ep)
+      return fail(1, "cannot serve metrics on " +
+                         address(opts.metrics_host, opts.metrics_port) + ": " +
+                         tcpactor::describe(ep.error()));
+    metrics = std::move(*ep);
+    auto& ml = metrics->listener();
+    std::printf("metrics on %s\n", address(ml.host(), ml.port()).c_str());
+    std::fflush(stdout);
+    info("serving metrics at http://" + address(ml.host(), ml.port()) +
+         "/metrics");
+  }
   if (auto& framing = opts.listener.connection.framing;
       framing.type != tcpactor::framing_config::codec::raw)
     info("framing " + framing.to_string() + " (one echo per whole frame)");
@@ -269,6 +286,7 @@ int main(int argc, char** argv) {
   if (auto e = opts.listener.validate())
     return fail(2, config_error(e, opts));
   log::set_level(opts.log_level);
+  log::set_format(opts.log_format);
   // Block before CAF and Asio start threads: new threads inherit the mask,
   // so these signals reach only the sigwait in main.
   auto signals = handled_signals();

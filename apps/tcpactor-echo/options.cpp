@@ -293,8 +293,8 @@ option_spec log_level_option() {
   using tcpactor::log::level;
   return {"echo", "log-level", "log-level",
           "<trace|debug|info|warning|error|quiet>",
-          "Lowest severity written to stderr. At info, every connection's "
-          "open and close is logged.",
+          "Lowest severity written to stderr. At debug, every connection's "
+          "open and close is logged; at info, failed TLS handshakes.",
           // Quotes are optional: CAF users write levels as atoms ('info').
           [](options& o, const raw_value& v) -> std::string {
             if (!tcpactor::log::from_string(v.text, o.log_level))
@@ -303,6 +303,68 @@ option_spec log_level_option() {
             return {};
           },
           [](options& o) { return tcpactor::log::to_string(o.log_level); }};
+}
+
+option_spec log_format_option() {
+  return {"echo",
+          "log-format",
+          "log-format",
+          "<text|json|logfmt>",
+          "How each log line is written: text (for people), json (one JSON "
+          "object per line) or logfmt (key=value). json and logfmt carry "
+          "time, level, event, conn_id, peer and reason as fields.",
+          [](options& o, const raw_value& v) -> std::string {
+            if (!tcpactor::log::from_string(v.text, o.log_format))
+              return in_quotes(v.text) + " is not one of text, json, logfmt";
+            return {};
+          },
+          [](options& o) { return tcpactor::log::to_string(o.log_format); }};
+}
+
+/// `echo.metrics`: HOST:PORT ([v6]:PORT) of the metrics endpoint; "" is off.
+option_spec metrics_option() {
+  return {"echo",
+          "metrics",
+          "metrics",
+          "<host:port>",
+          "Serve the runtime's metrics in Prometheus text format at "
+          "http://HOST:PORT/metrics (HTTP/1.1 GET or HEAD); \"\" (the default) "
+          "serves none. Port 0 lets the kernel pick; the daemon prints "
+          "\"metrics on HOST:PORT\" on stdout.",
+          [](options& o, const raw_value& v) -> std::string {
+            if (v.in_file && !v.quoted)
+              return "expected a quoted string, e.g. \"" + v.text + "\"";
+            if (v.text.empty()) {
+              o.metrics_host.clear();
+              o.metrics_port = 0;
+              return {};
+            }
+            auto colon = v.text.rfind(':');
+            if (colon == std::string::npos || colon == 0)
+              return in_quotes(v.text) +
+                     " is not HOST:PORT (e.g. 127.0.0.1:9100)";
+            auto host = v.text.substr(0, colon);
+            if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+              host = host.substr(1, host.size() - 2);
+            else if (host.find(':') != std::string::npos)
+              return in_quotes(v.text) + ": write an IPv6 address in brackets, "
+                                         "e.g. [::1]:9100";
+            uint64_t port = 0;
+            raw_value digits{v.text.substr(colon + 1), false, false};
+            if (auto err = parse_count(digits, 0, 65535, port); !err.empty())
+              return in_quotes(v.text) + ": port " + err;
+            o.metrics_host = host;
+            o.metrics_port = static_cast<uint16_t>(port);
+            return {};
+          },
+          [](options& o) -> std::string {
+            if (o.metrics_host.empty())
+              return "\"\"";
+            auto host = o.metrics_host.find(':') != std::string::npos
+                            ? "[" + o.metrics_host + "]"
+                            : o.metrics_host;
+            return "\"" + host + ":" + std::to_string(o.metrics_port) + "\"";
+          }};
 }
 
 /// `connection.framing`: a codec spec, parsed by the library so the daemon
@@ -786,6 +848,8 @@ const std::vector<option_spec>& specs() {
                                 return o.runtime.io_threads;
                               }));
     xs.push_back(log_level_option());
+    xs.push_back(log_format_option());
+    xs.push_back(metrics_option());
     xs.push_back(size_option(
         "connection", "read-chunk", "read-chunk",
         "Largest chunk one read delivers to the connection's actor, 512 to "

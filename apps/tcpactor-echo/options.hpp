@@ -41,6 +41,11 @@ struct options {
   /// I/O threads.
   tcpactor::runtime_config runtime;
   tcpactor::log::level log_level = tcpactor::log::level::info;
+  tcpactor::log::format log_format = tcpactor::log::format::text;
+  /// `--metrics=HOST:PORT`: serve GET /metrics (Prometheus text) there;
+  /// empty host: off.
+  std::string metrics_host;
+  uint16_t metrics_port = 0;
   /// CAF scheduler threads. CAF's default, max(cores, 4), only adds idle
   /// workers polling every 50us on a small box.
   std::size_t scheduler_threads = 2;

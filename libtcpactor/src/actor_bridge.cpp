@@ -23,6 +23,7 @@ bool actor_bridge::consume(bytes chunk, std::size_t held) {
     std::lock_guard<std::mutex> guard{mgr_.mtx_};
     pending_.push_back({rid, held});
     pending_bytes_ += held;
+    metrics_registry::add(mgr_.metrics().local().unprocessed, held);
     pause = mgr_.stream_.read_paused_ = mgr_.stream_.must_pause_locked();
   }
   // A request, so the handler's reply comes back to enqueue() and is written.
@@ -71,6 +72,8 @@ void actor_bridge::request_done(uint64_t request_id) {
     for (std::size_t i = 0; i < pending_.size(); ++i) {
       if (pending_[i].first == request_id) {
         pending_bytes_ -= pending_[i].second;
+        metrics_registry::add(mgr_.metrics().local().unprocessed,
+                              -static_cast<uint64_t>(pending_[i].second));
         if (i == 0)
           pending_.pop_front();
         else
@@ -92,6 +95,8 @@ void actor_bridge::request_done(uint64_t request_id) {
 
 void actor_bridge::clear_locked() noexcept {
   pending_.clear();
+  metrics_registry::add(mgr_.metrics().local().unprocessed,
+                        -static_cast<uint64_t>(pending_bytes_));
   pending_bytes_ = 0;
   eof_pending_ = false;
 }

@@ -29,6 +29,7 @@
 #include "socket_options.hpp"
 #include "tcpactor/errors.hpp"
 #include "tcpactor/log.hpp"
+#include "tcpactor/metrics.hpp"
 #include "tls_context.hpp"
 #include "unix_socket.hpp"
 
@@ -43,14 +44,40 @@ using drained_atom = caf::atom_constant<caf::atom("tcpa_ldrnd")>;
 // table cannot turn the accept loop into a busy loop.
 constexpr auto accept_backoff = std::chrono::milliseconds{100};
 
-void info(const std::string& msg) {
-  if (log::enabled(log::level::info))
-    log::write(log::level::info, msg);
+// The level of a connection's lines. Every connection's opened and closed
+// at info cost the server 7-8 us of CPU per connection in connect churn
+// (+17%, bench/cpu_cost.sh) and a log line per event at any rate; the
+// metrics count them instead. What needs an operator (a failed handshake,
+// with OpenSSL's reason; a bad PROXY header; a failed handler) stays at
+// info.
+log::level connection_log_level(connection_event::kind_t kind) {
+  switch (kind) {
+    case connection_event::handshake_failed:
+    case connection_event::proxy_failed:
+    case connection_event::failed:
+      return log::level::info;
+    default:
+      return log::level::debug;
+  }
 }
 
-void warn(const std::string& msg) {
-  if (log::enabled(log::level::warning))
-    log::write(log::level::warning, msg);
+// `event` names the line for structured formats (log.hpp).
+void say(log::level lvl, std::string_view event, const std::string& msg) {
+  if (!log::enabled(lvl))
+    return;
+  log::record r;
+  r.severity = lvl;
+  r.event = event;
+  r.message = msg;
+  log::write(r);
+}
+
+void info(std::string_view event, const std::string& msg) {
+  say(log::level::info, event, msg);
+}
+
+void warn(std::string_view event, const std::string& msg) {
+  say(log::level::warning, event, msg);
 }
 
 // -- connection limits and fd exhaustion -------------------------------------
@@ -241,10 +268,11 @@ public:
       asio::post(*loop, [core = shared_from_this(), a = extra, l = loop] {
         core->accept(a, l);
       });
-    info("listening on " + to_string(tcp::endpoint{addr, port_}) +
-         (cfg_.reuse_port
-              ? " (" + std::to_string(extras.size() + 1) + " acceptors)"
-              : ""));
+    info("listening",
+         "listening on " + to_string(tcp::endpoint{addr, port_}) +
+             (cfg_.reuse_port
+                  ? " (" + std::to_string(extras.size() + 1) + " acceptors)"
+                  : ""));
     return port_;
   }
 
@@ -416,18 +444,32 @@ public:
                  "TLS reload failed, keeping the old certificates: " +
                      describe(err));
     else
-      info("TLS certificates reloaded");
+      info("tls_reloaded", "TLS certificates reloaded");
     return err;
   }
 
   void emit(connection_event::kind_t kind, connection_id id,
             const std::string& peer, const caf::error& reason) {
-    if (log::enabled(log::level::info)) {
-      auto line = "connection " + std::to_string(id) + " " + to_string(kind) +
-                  " peer=" + peer;
-      if (reason)
+    auto lvl = connection_log_level(kind);
+    if (log::enabled(lvl)) {
+      auto what = to_string(kind);
+      auto line =
+          "connection " + std::to_string(id) + " " + what + " peer=" + peer;
+      std::string why;
+      if (reason) {
         line += " reason=" + describe(reason);
-      info(line);
+        why = is_tcpactor_error(reason) ? to_string(tcpactor::kind(reason))
+                                        : std::string{"other"};
+      }
+      auto event = "connection_" + what;
+      log::record r;
+      r.severity = lvl;
+      r.event = event;
+      r.message = line;
+      r.conn_id = id;
+      r.peer = peer;
+      r.reason = why;
+      log::write(r);
     }
     if (observer_)
       caf::anon_send(observer_, connection_event{kind, id, peer, reason});
@@ -494,15 +536,17 @@ private:
           std::lock_guard<std::mutex> guard{mtx_};
           ++no_descriptors_;
         }
+        metrics_registry::add(rt_->metrics.local().no_descriptors, 1);
         reset_close(fd);
         ++shed;
       }
       reserve_fd_ = open_reserve();
     }
     if (fd_burst_.add(shed))
-      warn("accept on port " + std::to_string(port_) +
-           " failed: " + ec.message() +
-           "; resetting new connections until descriptors free up");
+      warn("out_of_descriptors",
+           "accept on port " + std::to_string(port_) +
+               " failed: " + ec.message() +
+               "; resetting new connections until descriptors free up");
   }
 
   // An accept worked: descriptors are back. Loop only.
@@ -514,10 +558,12 @@ private:
     // accept() claims a descriptor before it looks at the backlog, so a
     // burst may have refused nobody.
     if (shed && *shed > 0)
-      warn("port " + std::to_string(port_) + ": " + std::to_string(*shed) +
-           " connections refused for lack of file descriptors");
+      warn("refused_no_descriptors",
+           "port " + std::to_string(port_) + ": " + std::to_string(*shed) +
+               " connections refused for lack of file descriptors");
     else if (shed)
-      info("port " + std::to_string(port_) + ": file descriptors available");
+      info("descriptors_available",
+           "port " + std::to_string(port_) + ": file descriptors available");
   }
 
   /// Counts a new connection against the limits, or resets it, counts and
@@ -553,9 +599,12 @@ private:
         first = limit_burst_.add(1);
       }
     }
+    if (limit != 0)
+      metrics_registry::add(rt_->metrics.local().over_limit, 1);
     if (refused)
-      warn("port " + std::to_string(port_) + ": " + std::to_string(*refused) +
-           " connections refused over the connection limit");
+      warn("refused_over_limit",
+           "port " + std::to_string(port_) + ": " + std::to_string(*refused) +
+               " connections refused over the connection limit");
     if (limit == 0)
       return true;
     error_code ec;
@@ -567,8 +616,9 @@ private:
     auto what = "listener limit " + std::to_string(limit) +
                 (per_ip ? " per source address reached" : " reached");
     if (first)
-      warn("port " + std::to_string(port_) + ": " + what + " (" + peer +
-           "); resetting new connections until connections close");
+      warn("connection_limit_reached",
+           "port " + std::to_string(port_) + ": " + what + " (" + peer +
+               "); resetting new connections until connections close");
     // Not emit(): that logs every event, and a flood must not flood the log.
     if (observer_)
       caf::anon_send(observer_,
@@ -607,6 +657,7 @@ private:
                                    std::move(sock), remote);
     auto t = socket_manager::from(tr);
     auto proxied = cfg_.proxy_protocol != proxy_protocol::off;
+    metrics_registry::add(rt_->metrics.local().accepted, 1);
     {
       std::lock_guard<std::mutex> guard{mtx_};
       ++accepted_;
@@ -731,6 +782,26 @@ private:
                                           std::to_string(left) +
                                           " connection(s)");
     when_all_closed([done = std::move(done), left] { done(left); });
+  }
+
+  void certificates(std::vector<certificate_expiry>& out) const override {
+    if (!tls_)
+      return;
+    std::string where;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (!acceptor_)
+        return; // not serving: nothing that could expire on anyone
+      // Brackets keep an IPv6 literal apart from its port.
+      where = cfg_.host.find(':') != std::string::npos
+                  ? "[" + cfg_.host + "]:" + std::to_string(port_)
+                  : cfg_.host + ":" + std::to_string(port_);
+    }
+    auto now =
+        std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+    for (auto& c : tls_->get()->certificates())
+      out.push_back(certificate_expiry{
+          where, c.file, c.sni, c.not_after - static_cast<int64_t>(now)});
   }
 
   /// A connection's transport closed: frees its slot of the limits.

@@ -10,6 +10,7 @@
 #include "runtime_impl.hpp"
 #include "socket_manager.hpp"
 #include "tcpactor/log.hpp"
+#include "tcpactor/metrics.hpp"
 #include "tls_context.hpp"
 
 namespace tcpactor {
@@ -146,6 +147,23 @@ void runtime::impl::unhook(uint64_t token) {
 std::size_t runtime::impl::live() const {
   std::lock_guard<std::mutex> guard{mtx_};
   return live_;
+}
+
+runtime_metrics runtime::impl::snapshot() const {
+  runtime_metrics out;
+  metrics.snapshot(out);
+  std::vector<std::shared_ptr<finish_observer>> listeners;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    for (auto& kvp : observers_)
+      if (auto obs = kvp.second.lock())
+        listeners.push_back(std::move(obs));
+  }
+  // Outside the lock: a listener takes its own, and the order listener ->
+  // runtime is the only one allowed.
+  for (auto& obs : listeners)
+    obs->certificates(out.certificates);
+  return out;
 }
 
 asio::thread_pool& runtime::impl::crypto() {
@@ -291,6 +309,10 @@ std::size_t runtime::io_threads() const noexcept {
 
 std::size_t runtime::open_connections() const noexcept {
   return impl_->live();
+}
+
+runtime_metrics runtime::metrics() const {
+  return impl_->snapshot();
 }
 
 void runtime::shutdown() {

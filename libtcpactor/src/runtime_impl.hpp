@@ -16,6 +16,7 @@
 #include <caf/expected.hpp>
 
 #include "io_pool.hpp"
+#include "metrics_registry.hpp"
 #include "tcpactor/runtime.hpp"
 
 namespace tcpactor {
@@ -34,6 +35,10 @@ public:
   finish_observer();
   virtual ~finish_observer() = default;
   virtual void on_finished(socket_manager& t, const caf::error& reason) = 0;
+  /// Adds the certificates it serves, for runtime::metrics().
+  virtual void certificates(std::vector<certificate_expiry>& out) const {
+    static_cast<void>(out);
+  }
   /// Unique for the process, unlike an address a later listener may reuse.
   const uint64_t tag;
 };
@@ -46,6 +51,8 @@ struct runtime::impl {
 
   caf::actor_system& sys;
   runtime_config cfg;
+  // Before the pool: its threads count into it until they are joined.
+  metrics_registry metrics;
   io_pool pool;
 
   /// Keeps every live transport reachable (and alive: the registry holds a
@@ -71,6 +78,9 @@ struct runtime::impl {
   void unhook(uint64_t token);
 
   std::size_t live() const;
+
+  /// The counters summed, plus the certificates of the live listeners.
+  runtime_metrics snapshot() const;
 
   /// Threads for TLS handshakes, so a slow key exchange never holds up the
   /// other sockets of an I/O loop. Started on first use.

@@ -607,6 +607,7 @@ void socket_manager::target_down(const caf::error& reason) {
 
 void socket_manager::begin_reading() {
   stream_.reading_ = true;
+  opened_at_ = timeouts::clock::now();
   watch_deadlines();
   // What came behind a PROXY header is the stream's first chunk (under TLS
   // the handshake took it already).
@@ -945,6 +946,7 @@ void socket_manager::finish(caf::error reason, bool notify_target) {
   ring<ack> acks;
   caf::strong_actor_ptr target;
   bool quit_after;
+  bool handshake_failed = false;
   {
     // After this block no actor thread touches the descriptor, so closing it
     // below cannot race a direct send.
@@ -959,6 +961,7 @@ void socket_manager::finish(caf::error reason, bool notify_target) {
       std::swap(acks, rare_->acks);
     bridge_.clear_locked();
     fd_ = -1;
+    handshake_failed = tls_ && !tls_->ready_locked();
     if (tls_)
       tls_->release_locked([&](caf::strong_actor_ptr to, caf::message_id mid) {
         acks.push_back(ack{0, std::move(to), mid});
@@ -972,6 +975,17 @@ void socket_manager::finish(caf::error reason, bool notify_target) {
   resolver_.reset();
   timer_.reset();
   lc_->sweep->unwatch(this);
+  if (owner_ != 0) {
+    // Accepted connections only: a client's end is its owner's business.
+    auto& m = metrics();
+    if (handshake_failed)
+      metrics_registry::add(m.local().handshake_failures, 1);
+    auto lifetime = opened_at_ != timeouts::clock::time_point{}
+                        ? timeouts::clock::now() - opened_at_
+                        : timeouts::clock::duration::zero();
+    m.closed(reason,
+             handshake_failed ? timeouts::clock::duration::zero() : lifetime);
+  }
   // The listener's callback holds this socket manager: drop it, or a failed
   // handshake keeps it alive forever.
   if (tls_)

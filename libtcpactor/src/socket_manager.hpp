@@ -291,6 +291,8 @@ private:
   void respond(const caf::strong_actor_ptr& to, caf::message_id mid,
                caf::message msg);
   caf::strong_actor_ptr self_ptr() { return caf::strong_actor_ptr{ctrl()}; }
+  /// The runtime's counters; count into `metrics().local()`.
+  metrics_registry& metrics() const noexcept { return lc_->rt->metrics; }
 
   struct ack {
     uint64_t end = 0; // total bytes queued when this write ends
@@ -369,6 +371,8 @@ private:
   // end of stream keeps while the replies go out; after finish(): under
   // mtx_, read by attach().
   caf::error close_reason_;
+  // When reading began (lifetime metric and timeout), or, while a TLS
+  // server shakes hands, when that began; zero until then.
   timeouts::clock::time_point opened_at_;
 
   // -- layers (layer.hpp) -----------------------------------------------------

@@ -69,6 +69,8 @@ long stream_transport::recv_some(char* buf, std::size_t cap) {
   if (n > 0) {
     any_read_ = true;
     last_read_ = timeouts::now();
+    metrics_registry::add(mgr_.metrics().local().bytes_in,
+                          static_cast<uint64_t>(n));
   }
   return n;
 }
@@ -107,6 +109,7 @@ bool stream_transport::send_locked(const bytes& data) {
   if (!data.empty()) {
     wq_.push_back(data);
     wq_bytes_ += data.size();
+    metrics_registry::add(mgr_.metrics().local().queued, data.size());
     if (mgr_.rare_)
       mgr_.rare_->queued_total += data.size();
   }
@@ -134,10 +137,14 @@ void stream_transport::send_or_queue_locked(const char* data, std::size_t n,
     mgr_.rare_->queued_total += n;
     mgr_.rare_->written_total += sent;
   }
+  auto& m = mgr_.metrics().local();
+  if (sent > 0)
+    metrics_registry::add(m.bytes_out, sent);
   if (sent == n)
     return;
   wq_.push_back(bytes{data + sent, n - sent});
   wq_bytes_ += n - sent;
+  metrics_registry::add(m.queued, n - sent);
 }
 
 int stream_transport::push_locked(bool& arm) {
@@ -175,6 +182,10 @@ int stream_transport::flush_locked() {
     auto left = static_cast<std::size_t>(sent);
     if (mgr_.rare_)
       mgr_.rare_->written_total += left;
+    auto& m = mgr_.metrics().local();
+    metrics_registry::add(m.bytes_out, left);
+    // Unsigned wrap-around: the snapshot's sum over shards is the gauge.
+    metrics_registry::add(m.queued, -static_cast<uint64_t>(left));
     wq_bytes_ -= left;
     while (left > 0) {
       auto rest = wq_.front().size() - wq_offset_;
@@ -287,6 +298,8 @@ bool stream_transport::unpause_locked() noexcept {
 void stream_transport::clear_locked() noexcept {
   connected_ = false;
   wq_.clear();
+  metrics_registry::add(mgr_.metrics().local().queued,
+                        -static_cast<uint64_t>(wq_bytes_));
   wq_bytes_ = 0;
 }
 

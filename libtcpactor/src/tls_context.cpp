@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -1014,11 +1015,25 @@ ctx_ptr new_ctx(tls_context::role r) {
 
 // -- tls_context --------------------------------------------------------------
 
+namespace {
+
+/// notAfter of the certificate installed in `ctx`, as Unix time (0 if none).
+int64_t not_after_of(SSL_CTX* ctx) {
+  auto* leaf = SSL_CTX_get0_certificate(ctx);
+  std::tm tm{};
+  if (leaf == nullptr || ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) != 1)
+    return 0;
+  return static_cast<int64_t>(timegm(&tm));
+}
+
+} // namespace
+
 struct tls_context::impl {
   tls_config cfg;
   role r = role::server;
   SSL_CTX* ctx = nullptr; // one reference; owns the tls_state
   tls_state* st = nullptr;
+  std::vector<served_certificate> certs;
 
   ~impl() { SSL_CTX_free(ctx); }
 };
@@ -1050,6 +1065,7 @@ tls_context::make(const tls_config& cfg, role r, const std::string& prefix) {
                "verify client certificates (verify_client is not none)");
   auto scratch = new_ctx(r);
   auto ctx = new_ctx(r);
+  std::vector<served_certificate> certs;
   if (!scratch || !ctx)
     return bad(prefix, "cannot create an SSL context" + reason_suffix());
   auto st = std::make_unique<tls_state>();
@@ -1070,6 +1086,9 @@ tls_context::make(const tls_config& cfg, role r, const std::string& prefix) {
     auto field = p + (cfg.pkcs12_file.empty() ? "cert_file" : "pkcs12_file");
     if (auto err = install_identity(ctx.get(), *id, field))
       return err;
+    certs.push_back({cfg.pkcs12_file.empty() ? cfg.cert_file : cfg.pkcs12_file,
+                     {},
+                     not_after_of(ctx.get())});
   }
   if (server) {
     for (std::size_t i = 0; i < cfg.sni_certificates.size(); ++i) {
@@ -1087,6 +1106,7 @@ tls_context::make(const tls_config& cfg, role r, const std::string& prefix) {
         return std::move(id.error());
       if (auto err = install_identity(sub.get(), *id, q + ".cert_file"))
         return err;
+      certs.push_back({x.cert_file, x.host, not_after_of(sub.get())});
       st->sni.push_back({lower(x.host), sub.release()});
     }
     if (!st->sni.empty()) {
@@ -1103,6 +1123,7 @@ tls_context::make(const tls_config& cfg, role r, const std::string& prefix) {
   ptr->r = r;
   ptr->ctx = ctx.release();
   ptr->st = raw_state;
+  ptr->certs = std::move(certs);
   return std::shared_ptr<tls_context>{new tls_context(std::move(ptr))};
 }
 
@@ -1236,6 +1257,11 @@ std::string tls_context::last_error(SSL* ssl) {
 
 const tls_config& tls_context::config() const noexcept {
   return impl_->cfg;
+}
+
+const std::vector<tls_context::served_certificate>&
+tls_context::certificates() const noexcept {
+  return impl_->certs;
 }
 
 // -- tls_context_holder -------------------------------------------------------

@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
@@ -54,6 +55,15 @@ public:
   static std::string last_error(SSL* ssl);
 
   const tls_config& config() const noexcept;
+
+  /// One certificate this context serves and when it expires.
+  struct served_certificate {
+    std::string file;      // cert_file or pkcs12_file it came from
+    std::string sni;       // the SNI pattern; empty for the default one
+    int64_t not_after = 0; // Unix time
+  };
+  /// Its own certificate and the SNI ones, read when it was made.
+  const std::vector<served_certificate>& certificates() const noexcept;
 
 private:
   struct impl;

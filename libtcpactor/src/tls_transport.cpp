@@ -171,6 +171,7 @@ void tls_transport::keep_early_locked(const bytes& data,
 void tls_transport::begin_handshake(std::function<void()> done) {
   on_handshake_ = std::move(done);
   mgr_.enter(socket_manager::state::handshaking);
+  mgr_.opened_at_ = timeouts::clock::now();
   auto limit = handshake_timeout_;
   mgr_.timer_ = std::make_unique<asio::steady_timer>(*mgr_.lc_->loop);
   mgr_.timer_->expires_after(limit);
@@ -219,6 +220,8 @@ void tls_transport::arm_handshake_read() {
               ::recv(mgr_.fd_, in.data() + got, in.size() - got, MSG_DONTWAIT);
           if (n > 0) {
             got += static_cast<std::size_t>(n);
+            metrics_registry::add(mgr_.metrics().local().bytes_in,
+                                  static_cast<uint64_t>(n));
             continue;
           }
           if (n < 0 && errno == EINTR)
@@ -306,6 +309,10 @@ void tls_transport::on_handshake_step(int rc, int ssl_err, int io_err, bool arm,
     mgr_.stream_.arm_write();
   if (rc == 1) {
     mgr_.timer_.reset();
+    if (mgr_.owner_ != 0)
+      mgr_.metrics().handshake_done(timeouts::clock::now() - mgr_.opened_at_);
+    // Lifetime counts from the start of reading, not from here.
+    mgr_.opened_at_ = {};
     mgr_.enter(socket_manager::state::open);
     if (auto fn = std::move(on_handshake_)) {
       on_handshake_ = nullptr;

@@ -11,5 +11,6 @@
 #include "tcpactor/fwd.hpp"
 #include "tcpactor/listener.hpp"
 #include "tcpactor/log.hpp"
+#include "tcpactor/metrics.hpp"
 #include "tcpactor/reconnecting_client.hpp"
 #include "tcpactor/runtime.hpp"

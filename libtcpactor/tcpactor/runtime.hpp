@@ -9,6 +9,8 @@
 
 namespace tcpactor {
 
+struct runtime_metrics;
+
 /// Prepares the configuration a `caf::actor_system` for tcpactor is made
 /// from: adds tcpactor's error category (`add_error_category`) and tunes
 /// CAF's scheduler for actors that sockets wake, so that a chunk's actor
@@ -38,6 +40,10 @@ public:
 
   /// Connections this runtime currently drives (accepted and outbound).
   std::size_t open_connections() const noexcept;
+
+  /// What the runtime's connections did so far (tcpactor/metrics.hpp):
+  /// counters summed over the I/O threads, cheap enough for every scrape.
+  runtime_metrics metrics() const;
 
   /// Closes everything and joins the I/O threads; the destructor calls it.
   void shutdown();
