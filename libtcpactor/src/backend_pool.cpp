@@ -24,14 +24,17 @@ namespace {
 
 using retry_atom = caf::atom_constant<caf::atom("tcpa_retry")>;
 
-void warn(const std::string& msg) {
-  if (log::enabled(log::level::warning))
-    log::write(log::level::warning, msg);
+void say(log::level lvl, std::string_view event, const std::string& msg) {
+  if (log::enabled(lvl))
+    log::write(lvl, event, msg);
 }
 
-void info(const std::string& msg) {
-  if (log::enabled(log::level::info))
-    log::write(log::level::info, msg);
+void warn(std::string_view event, const std::string& msg) {
+  say(log::level::warning, event, msg);
+}
+
+void info(std::string_view event, const std::string& msg) {
+  say(log::level::info, event, msg);
 }
 
 } // namespace
@@ -170,8 +173,9 @@ caf::behavior linker(caf::event_based_actor* self, impl_ptr st) {
     st->changed.notify_all();
     // Log a node's trouble once, not at every retry.
     if (!repeat)
-      warn("backend " + name + (was_up ? " down: " : " unreachable: ") + why +
-           "; retrying with backoff");
+      warn(was_up ? "backend_down" : "backend_unreachable",
+           "backend " + name + (was_up ? " down: " : " unreachable: ") + why +
+               "; retrying with backoff");
     schedule(idx);
   };
   auto connect = [self, st, mm, expected_ifs, failed](std::size_t idx) {
@@ -202,7 +206,7 @@ caf::behavior linker(caf::event_based_actor* self, impl_ptr st) {
                 x.attempts = 0;
               }
               st->changed.notify_all();
-              info("backend " + ep.to_string() + " up");
+              info("backend_up", "backend " + ep.to_string() + " up");
             },
             [idx, failed](caf::error& err) { failed(idx, describe(err)); });
   };

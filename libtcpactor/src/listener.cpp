@@ -63,13 +63,8 @@ log::level connection_log_level(connection_event::kind_t kind) {
 
 // `event` names the line for structured formats (log.hpp).
 void say(log::level lvl, std::string_view event, const std::string& msg) {
-  if (!log::enabled(lvl))
-    return;
-  log::record r;
-  r.severity = lvl;
-  r.event = event;
-  r.message = msg;
-  log::write(r);
+  if (log::enabled(lvl))
+    log::write(lvl, event, msg);
 }
 
 void info(std::string_view event, const std::string& msg) {
@@ -744,7 +739,7 @@ private:
     asio::post(*loop_, [core = shared_from_this(), acc] {
       core->accept(acc, nullptr);
     });
-    info("listening on " + cfg_.unix_path);
+    info("listening", "listening on " + cfg_.unix_path);
     return uint16_t{0};
   }
 

@@ -270,8 +270,13 @@ void write(const record& r) {
 }
 
 void write(level x, std::string_view msg) {
+  write(x, "message", msg);
+}
+
+void write(level x, std::string_view event, std::string_view msg) {
   record r;
   r.severity = x;
+  r.event = event;
   r.message = msg;
   write(r);
 }

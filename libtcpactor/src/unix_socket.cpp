@@ -86,7 +86,8 @@ caf::error clear_stale(const std::string& path, const unix_address& addr) {
   if (::unlink(path.c_str()) != 0 && errno != ENOENT)
     return fail(path, "stale socket file cannot be removed: " + os_text(errno));
   if (log::enabled(log::level::info))
-    log::write(log::level::info, "removed stale socket file " + path);
+    log::write(log::level::info, "stale_socket_removed",
+               "removed stale socket file " + path);
   return caf::none;
 }
 

@@ -71,4 +71,7 @@ void write(const record& r);
 /// Writes one line with event "message" (thread-safe).
 void write(level x, std::string_view msg);
 
+/// Writes one line named `event` (thread-safe).
+void write(level x, std::string_view event, std::string_view msg);
+
 } // namespace tcpactor::log
