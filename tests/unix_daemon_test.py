@@ -112,6 +112,25 @@ class UnixDaemonTest(DaemonTestCase):
         self.assertEqual(hashlib.sha256(echoed).digest(),
                          hashlib.sha256(payload).digest())
 
+    def test_limit_log_names_the_socket_path(self):
+        d, path = self.start_unix("--max-connections=1")
+        held = self.connect_unix(path)
+        held.sendall(b"in")
+        self.assertEqual(recv_exactly(held, 2), b"in")
+        # The second client is reset at once: it reads the end, no echo.
+        extra = self.connect_unix(path)
+        try:
+            extra.sendall(b"x")
+            self.assertEqual(extra.recv(1), b"")
+        except OSError:
+            pass  # the reset may come first; either way it was refused
+        m = d.err.wait_for(r"listener limit 1 reached", IO_TIMEOUT)
+        self.assertIsNotNone(m, d.err.text())
+        line = [l for l in d.err.text().splitlines()
+                if "listener limit 1 reached" in l][0]
+        self.assertIn(path + ": ", line)
+        self.assertNotIn("port 0", line)
+
     def test_socat_gets_hello_back(self):
         self.assertTrue(shutil.which("socat"),
                         "socat is missing: scripts/install-deps.sh --test")

@@ -486,9 +486,8 @@ private:
       if (ec && out_of_descriptors(ec)) {
         core->shed_backlog(*acc, ec);
       } else if (ec) {
-        log::write(log::level::warning,
-                   "accept on port " + std::to_string(core->port_) +
-                       " failed: " + ec.message() + "; retrying in 100ms");
+        warn("accept_failed", "accept on " + core->where() + " failed: " +
+                                  ec.message() + "; retrying in 100ms");
       }
       if (ec) {
         auto timer = std::make_shared<asio::steady_timer>(
@@ -539,9 +538,14 @@ private:
     }
     if (fd_burst_.add(shed))
       warn("out_of_descriptors",
-           "accept on port " + std::to_string(port_) +
-               " failed: " + ec.message() +
+           "accept on " + where() + " failed: " + ec.message() +
                "; resetting new connections until descriptors free up");
+  }
+
+  /// What the listener's log lines name: "port N", or its Unix path.
+  std::string where() const {
+    return cfg_.unix_path.empty() ? "port " + std::to_string(port_)
+                                  : cfg_.unix_path;
   }
 
   // An accept worked: descriptors are back. Loop only.
@@ -554,11 +558,10 @@ private:
     // burst may have refused nobody.
     if (shed && *shed > 0)
       warn("refused_no_descriptors",
-           "port " + std::to_string(port_) + ": " + std::to_string(*shed) +
+           where() + ": " + std::to_string(*shed) +
                " connections refused for lack of file descriptors");
     else if (shed)
-      info("descriptors_available",
-           "port " + std::to_string(port_) + ": file descriptors available");
+      info("descriptors_available", where() + ": file descriptors available");
   }
 
   /// Counts a new connection against the limits, or resets it, counts and
@@ -598,7 +601,7 @@ private:
       metrics_registry::add(rt_->metrics.local().over_limit, 1);
     if (refused)
       warn("refused_over_limit",
-           "port " + std::to_string(port_) + ": " + std::to_string(*refused) +
+           where() + ": " + std::to_string(*refused) +
                " connections refused over the connection limit");
     if (limit == 0)
       return true;
@@ -612,7 +615,7 @@ private:
                 (per_ip ? " per source address reached" : " reached");
     if (first)
       warn("connection_limit_reached",
-           "port " + std::to_string(port_) + ": " + what + " (" + peer +
+           where() + ": " + what + " (" + peer +
                "); resetting new connections until connections close");
     // Not emit(): that logs every event, and a flood must not flood the log.
     if (observer_)
@@ -788,7 +791,8 @@ private:
       if (!acceptor_)
         return; // not serving: nothing that could expire on anyone
       // Brackets keep an IPv6 literal apart from its port.
-      where = cfg_.host.find(':') != std::string::npos
+      where = !cfg_.unix_path.empty() ? cfg_.unix_path
+              : cfg_.host.find(':') != std::string::npos
                   ? "[" + cfg_.host + "]:" + std::to_string(port_)
                   : cfg_.host + ":" + std::to_string(port_);
     }
