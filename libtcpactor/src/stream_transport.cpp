@@ -90,7 +90,8 @@ bool stream_transport::recv_failed() {
 void stream_transport::arm_read() {
   read_armed_ = true;
   mgr_.socket_->async_wait(
-      tcp::socket::wait_read, [this, self = mgr_.self_ptr()](error_code ec) {
+      tcp::socket::wait_read,
+      exact_alloc([this, self = mgr_.self_ptr()](error_code ec) {
         read_armed_ = false;
         if (mgr_.state_ != socket_manager::state::open)
           return;
@@ -100,7 +101,7 @@ void stream_transport::arm_read() {
           return;
         }
         mgr_.lower().read_some();
-      });
+      }));
 }
 
 // -- write side ---------------------------------------------------------------
@@ -210,7 +211,8 @@ void stream_transport::arm_write() {
     write_wait_since_ = timeouts::now();
   }
   mgr_.socket_->async_wait(
-      tcp::socket::wait_write, [this, self = mgr_.self_ptr()](error_code ec) {
+      tcp::socket::wait_write,
+      exact_alloc([this, self = mgr_.self_ptr()](error_code ec) {
         if (mgr_.state_ == socket_manager::state::closed)
           return;
         if (ec) {
@@ -219,7 +221,7 @@ void stream_transport::arm_write() {
           return;
         }
         on_writable();
-      });
+      }));
 }
 
 void stream_transport::on_writable() {
