@@ -467,6 +467,31 @@ std::string tls_version_help(std::string_view which) {
 const std::vector<std::string> tls_versions = {"", "TLSv1", "TLSv1.1",
                                                "TLSv1.2", "TLSv1.3"};
 
+/// auto|true|false, for a setting that is on when something else is set
+/// unless forced either way.
+option_spec switch_option(std::string section, std::string key,
+                          std::string help,
+                          options::tls_switch options::*field) {
+  return choice_option(
+      std::move(section), std::move(key), std::move(help),
+      {"auto", "true", "false"},
+      [field](options& o, const std::string& x) {
+        o.*field = x == "true"    ? options::tls_switch::on
+                   : x == "false" ? options::tls_switch::off
+                                  : options::tls_switch::automatic;
+      },
+      [field](options& o) -> std::string {
+        switch (o.*field) {
+          case options::tls_switch::on:
+            return "true";
+          case options::tls_switch::off:
+            return "false";
+          default:
+            return "auto";
+        }
+      });
+}
+
 /// A password given directly, as a file to read or as an environment
 /// variable to read; whichever of the three keys comes last wins.
 option_spec secret_option(std::string key, std::string type, std::string help,
@@ -492,27 +517,12 @@ option_spec secret_option(std::string key, std::string type, std::string help,
 std::vector<option_spec> tls_specs() {
   std::vector<option_spec> xs;
   auto tls = [](options& o) -> tcpactor::tls_config& { return o.listener.tls; };
-  xs.push_back(choice_option(
+  xs.push_back(switch_option(
       "tls", "enabled",
       "TLS on the listening port. auto: on when tls.cert-file or "
       "tls.pkcs12-file is set (any other tls.* setting without a "
       "certificate is an error); false: plain TCP whatever else is set.",
-      {"auto", "true", "false"},
-      [](options& o, const std::string& x) {
-        o.tls_enabled = x == "true"    ? options::tls_switch::on
-                        : x == "false" ? options::tls_switch::off
-                                       : options::tls_switch::automatic;
-      },
-      [](options& o) -> std::string {
-        switch (o.tls_enabled) {
-          case options::tls_switch::on:
-            return "true";
-          case options::tls_switch::off:
-            return "false";
-          default:
-            return "auto";
-        }
-      }));
+      &options::tls_enabled));
   xs.push_back(string_option(
       "tls", "cert-file", "",
       "Certificate chain, PEM: the server certificate first, then "
@@ -766,28 +776,13 @@ std::vector<option_spec> backend_specs() {
       [](options& o) -> std::chrono::milliseconds& {
         return o.backend.max_backoff;
       }));
-  xs.push_back(choice_option(
+  xs.push_back(switch_option(
       "backend", "tls",
       "BASP between the nodes over TLS, both ends presenting a certificate "
       "signed by backend.cafile. auto: on when backend.certificate is set; "
       "false: plain BASP, which anyone who can reach a worker's port can "
       "use.",
-      {"auto", "true", "false"},
-      [](options& o, const std::string& x) {
-        o.backend_tls = x == "true"    ? options::tls_switch::on
-                        : x == "false" ? options::tls_switch::off
-                                       : options::tls_switch::automatic;
-      },
-      [](options& o) -> std::string {
-        switch (o.backend_tls) {
-          case options::tls_switch::on:
-            return "true";
-          case options::tls_switch::off:
-            return "false";
-          default:
-            return "auto";
-        }
-      }));
+      &options::backend_tls));
   xs.push_back(string_option(
       "backend", "certificate", "",
       "PEM certificate this node presents to the workers.",
