@@ -18,6 +18,8 @@ import subprocess
 import tempfile
 import unittest
 
+from certs import make_ca, make_leaf
+
 ECHO = os.environ.get("TCPACTOR_ECHO", "")
 BINARY_DIR = os.environ.get("TCPACTOR_BINARY_DIR", "")
 BENCH = os.path.join(BINARY_DIR, "apps", "tcpactor-bench")
@@ -37,36 +39,6 @@ MODES = {
     "connect": ["--connections", "4", "--size", "64"],
     "hold": ["--connections", "50", "--size", "64", "--duration", "0.5"],
 }
-
-
-OPENSSL_TIMEOUT = 30.0
-
-
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True,
-                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                   timeout=OPENSSL_TIMEOUT)
-
-
-def make_ca(d, name):
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
-            "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-            "-keyout", name + ".key", "-out", name + ".pem", "-subj",
-            "/CN=bench smoke " + name, "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
-
-
-def make_server_cert(d, ca):
-    """server.pem/server.key for localhost and 127.0.0.1, signed by `ca`."""
-    with open(os.path.join(d, "server.ext"), "w") as f:
-        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
-                "extendedKeyUsage=serverAuth\n")
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-            "-nodes", "-keyout", "server.key", "-out", "server.csr",
-            "-subj", "/CN=localhost", cwd=d)
-    openssl("x509", "-req", "-in", "server.csr", "-CA", ca + ".pem",
-            "-CAkey", ca + ".key", "-set_serial", "2", "-days", "2",
-            "-extfile", "server.ext", "-out", "server.pem", cwd=d)
 
 
 def read_line(proc, timeout):
@@ -213,9 +185,9 @@ class BenchSmokeTest(unittest.TestCase):
         if shutil.which("openssl") is None:
             self.skipTest("openssl command not installed")
         with tempfile.TemporaryDirectory() as d:
-            make_ca(d, "ca")
-            make_ca(d, "other")
-            make_server_cert(d, "ca")
+            make_ca(d, "ca", "bench smoke ca")
+            make_ca(d, "other", "bench smoke other")
+            make_leaf(d, "server", "localhost", "ca", 2)
             port = self.start_server(
                 ECHO, "--log-level", "quiet", "--io-threads", "1",
                 "--tls.cert-file", os.path.join(d, "server.pem"),

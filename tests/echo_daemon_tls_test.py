@@ -20,49 +20,19 @@ import ssl
 import struct
 import subprocess
 import tempfile
-import threading
 import time
 import unittest
 
+from certs import CLIENT_EXT, make_ca, make_leaf, openssl
 from daemon_helpers import (EXIT_TIMEOUT, IO_TIMEOUT, SOURCE_DIR,
                             DaemonTestCase, _Lines, recv_exactly)
 
-OPENSSL_TIMEOUT = 30.0
 SNI_HOST = "echo.example.test"
-
-
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True,
-                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                   timeout=OPENSSL_TIMEOUT)
-
-
-def make_ca(d, name, cn):
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
-            "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-            "-keyout", name + ".key", "-out", name + ".pem", "-subj",
-            "/CN=" + cn, "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-            cwd=d)
-
-
-def make_leaf(d, name, cn, ca, serial, ext):
-    """A certificate for `cn` signed by `ca`, with extensions `ext`."""
-    with open(os.path.join(d, name + ".ext"), "w") as f:
-        f.write(ext)
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-            "-nodes", "-keyout", name + ".key", "-out", name + ".csr",
-            "-subj", "/CN=" + cn, cwd=d)
-    openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem",
-            "-CAkey", ca + ".key", "-set_serial", str(serial), "-days", "2",
-            "-extfile", name + ".ext", "-out", name + ".pem", cwd=d)
 
 
 def server_ext(*names):
     sans = ",".join(names)
     return "subjectAltName=%s\nextendedKeyUsage=serverAuth\n" % sans
-
-
-CLIENT_EXT = "extendedKeyUsage=clientAuth\n"
 
 
 class bare(str):

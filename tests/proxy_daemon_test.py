@@ -20,6 +20,7 @@ import subprocess
 import time
 import unittest
 
+from certs import make_self_signed
 from daemon_helpers import (IO_TIMEOUT, START_TIMEOUT, EXIT_TIMEOUT,
                             DaemonTestCase, recv_exactly)
 
@@ -211,13 +212,7 @@ backend be
         # HAProxy passes TLS through (mode tcp) after its header; the daemon
         # reads the header, then shakes hands.
         cwd = self.tmp.name
-        run = lambda *a: subprocess.run(  # noqa: E731
-            ["openssl", *a], cwd=cwd, check=True, timeout=IO_TIMEOUT,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        run("req", "-x509", "-newkey", "ec", "-pkeyopt",
-            "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-keyout",
-            "server.key", "-out", "server.pem", "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=DNS:localhost")
+        make_self_signed(cwd, "server", "localhost", "DNS:localhost")
         d, echo_port = self.start_echo(
             "v2", "--tls.cert-file=" + os.path.join(cwd, "server.pem"),
             "--tls.key-file=" + os.path.join(cwd, "server.key"))

@@ -24,39 +24,13 @@ import tempfile
 import time
 import unittest
 
+from certs import make_ca, make_leaf
 from daemon_helpers import (EXIT_TIMEOUT, IO_TIMEOUT, START_TIMEOUT,
                             DaemonTestCase, _Lines, recv_exactly)
 
 WORKER = os.environ.get("TCPACTOR_WORKER", "")
-OPENSSL_TIMEOUT = 30.0
-
-
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True,
-                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                   timeout=OPENSSL_TIMEOUT)
-
-
-def make_ca(d, name, cn):
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
-            "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-            "-keyout", name + ".key", "-out", name + ".pem", "-subj",
-            "/CN=" + cn, "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-            cwd=d)
-
-
-def make_leaf(d, name, cn, ca, serial):
-    """A certificate for `cn` signed by `ca`, for both ends of a link (BASP
-    nodes are client and server at once)."""
-    with open(os.path.join(d, name + ".ext"), "w") as f:
-        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
-                "extendedKeyUsage=serverAuth,clientAuth\n")
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-            "-nodes", "-keyout", name + ".key", "-out", name + ".csr",
-            "-subj", "/CN=" + cn, cwd=d)
-    openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem",
-            "-CAkey", ca + ".key", "-set_serial", str(serial), "-days", "2",
-            "-extfile", name + ".ext", "-out", name + ".pem", cwd=d)
+NODE_EXT = ("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+            "extendedKeyUsage=serverAuth,clientAuth\n")
 
 
 class Worker:
@@ -91,9 +65,9 @@ class ScaleoutTest(DaemonTestCase):
         d = cls.certs.name
         make_ca(d, "ca", "tcpactor nodes CA")
         make_ca(d, "rogue-ca", "rogue CA")
-        make_leaf(d, "front", "front end", "ca", 2)
-        make_leaf(d, "worker", "worker", "ca", 3)
-        make_leaf(d, "rogue", "rogue worker", "rogue-ca", 4)
+        make_leaf(d, "front", "front end", "ca", 2, NODE_EXT)
+        make_leaf(d, "worker", "worker", "ca", 3, NODE_EXT)
+        make_leaf(d, "rogue", "rogue worker", "rogue-ca", 4, NODE_EXT)
         # 1,000 client sockets here and as many in the front end.
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft < 4096 <= hard or (hard == resource.RLIM_INFINITY and

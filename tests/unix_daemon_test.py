@@ -17,6 +17,7 @@ import subprocess
 import threading
 import unittest
 
+from certs import make_ca, make_leaf
 from daemon_helpers import (EXIT_TIMEOUT, IO_TIMEOUT, START_TIMEOUT,
                             DaemonTestCase, recv_exactly)
 
@@ -73,25 +74,8 @@ class UnixDaemonTest(DaemonTestCase):
         """A CA and a server certificate for localhost, by the openssl
         command."""
         d = self.tmp.name
-
-        def openssl(*args):
-            subprocess.run(["openssl", *args], cwd=d, check=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           timeout=IO_TIMEOUT)
-        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
-                "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-                "-keyout", "ca.key", "-out", "ca.pem", "-subj",
-                "/CN=unix test CA", "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign")
-        with open(os.path.join(d, "server.ext"), "w") as f:
-            f.write("subjectAltName=DNS:localhost\n"
-                    "extendedKeyUsage=serverAuth\n")
-        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                "-nodes", "-keyout", "server.key", "-out", "server.csr",
-                "-subj", "/CN=localhost")
-        openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem",
-                "-CAkey", "ca.key", "-set_serial", "1", "-days", "2",
-                "-extfile", "server.ext", "-out", "server.pem")
+        make_ca(d, "ca", "unix test CA")
+        make_leaf(d, "server", "localhost", "ca", 1)
         return (os.path.join(d, "ca.pem"), os.path.join(d, "server.pem"),
                 os.path.join(d, "server.key"))
 
