@@ -8,6 +8,7 @@
 #include <caf/settings.hpp>
 
 #include "runtime_impl.hpp"
+#include "scheduler.hpp"
 #include "socket_manager.hpp"
 #include "tcpactor/log.hpp"
 #include "tcpactor/metrics.hpp"
@@ -31,6 +32,14 @@ void configure(caf::actor_system_config& cfg) {
   // sleeps, then waiting, starts it at once: ping-pong 116k -> 160k msg/s.
   if (caf::get_if(&caf::content(cfg), moderate_sleep_key) == nullptr)
     cfg.set(moderate_sleep_key, caf::timespan{0});
+  // CAF's scheduler, but an ending actor that never set a timeout does not
+  // wake the clock thread (detail::timeout_clock): connect churn ends an
+  // actor per connection. Once, however often configure() runs.
+  using factory = caf::actor_system::module* (*)(caf::actor_system&);
+  for (auto& f : cfg.module_factories)
+    if (auto p = f.target<factory>(); p && *p == &detail::make_scheduler)
+      return;
+  cfg.module_factories.emplace_back(&detail::make_scheduler);
 }
 
 // -- runtime::impl ------------------------------------------------------------
