@@ -17,10 +17,10 @@ namespace tcpactor::detail {
 ///
 /// CAF 0.17 cancels every ending actor's timeouts through the clock thread
 /// (`local_actor::cleanup`), a heap event plus a wake-up of that thread even
-/// for an actor that never set one, as a connection actor usually does not:
-/// about 8% of the server's CPU in connect churn. Every timeout an actor sets
-/// passes through `set_*` here first, so an actor absent from the set has
-/// nothing to cancel.
+/// for an actor that never set one, as a connection actor usually does not
+/// (README, Performance, has what that cost in connect churn). Every timeout
+/// an actor sets passes through `set_*` here first, so an actor absent from
+/// the set has nothing to cancel.
 class timeout_clock final : public caf::detail::thread_safe_actor_clock {
 public:
   /// Forwards to `inner`, whose dispatch loop CAF's coordinator runs; this
@@ -60,7 +60,7 @@ public:
   void cancel_all() override;
 
   /// How many `cancel_timeouts` reached the clock thread, and how many were
-  /// answered here (for tests and the benchmark's notes).
+  /// answered here (for tests).
   uint64_t cancels_forwarded() const noexcept {
     return forwarded_.load(std::memory_order_relaxed);
   }
