@@ -81,13 +81,28 @@ void timeout_clock::cancel_timeouts(caf::abstract_actor* self) {
     auto& s = shard_of(self);
     std::lock_guard<std::mutex> guard{s.mtx};
     had = s.actors.erase(self) > 0;
+    ++(had ? s.forwarded : s.skipped);
   }
-  if (had) {
-    forwarded_.fetch_add(1, std::memory_order_relaxed);
+  if (had)
     inner_.cancel_timeouts(self);
-  } else {
-    skipped_.fetch_add(1, std::memory_order_relaxed);
+}
+
+uint64_t timeout_clock::cancels_forwarded() {
+  uint64_t n = 0;
+  for (auto& s : shards_) {
+    std::lock_guard<std::mutex> guard{s.mtx};
+    n += s.forwarded;
   }
+  return n;
+}
+
+uint64_t timeout_clock::cancels_skipped() {
+  uint64_t n = 0;
+  for (auto& s : shards_) {
+    std::lock_guard<std::mutex> guard{s.mtx};
+    n += s.skipped;
+  }
+  return n;
 }
 
 void timeout_clock::schedule_message(time_point t,

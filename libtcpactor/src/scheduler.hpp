@@ -1,6 +1,5 @@
 #pragma once
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -61,21 +60,21 @@ public:
 
   /// How many `cancel_timeouts` reached the clock thread, and how many were
   /// answered here (for tests).
-  uint64_t cancels_forwarded() const noexcept {
-    return forwarded_.load(std::memory_order_relaxed);
-  }
-  uint64_t cancels_skipped() const noexcept {
-    return skipped_.load(std::memory_order_relaxed);
-  }
+  uint64_t cancels_forwarded();
+  uint64_t cancels_skipped();
 
 private:
   // Sharded by actor address, so that threads ending unrelated actors rarely
   // share a lock.
   static constexpr size_t shards = 16;
 
+  // The counts live under the shard's lock, which every cancel takes anyway:
+  // no cache line shared by all threads on the path of each ending actor.
   struct alignas(64) shard {
     std::mutex mtx;
     std::unordered_set<const caf::abstract_actor*> actors;
+    uint64_t forwarded = 0;
+    uint64_t skipped = 0;
   };
 
   shard& shard_of(const caf::abstract_actor* self) noexcept;
@@ -84,8 +83,6 @@ private:
 
   caf::detail::thread_safe_actor_clock& inner_;
   shard shards_[shards];
-  std::atomic<uint64_t> forwarded_{0};
-  std::atomic<uint64_t> skipped_{0};
 };
 
 /// CAF's scheduler as `scheduler.policy` chooses it (work stealing, work
